@@ -1,0 +1,1 @@
+"""The T5-family encoder-decoder in JAX/Flax with a T5X-compatible parameter tree."""
