@@ -1,0 +1,252 @@
+"""Fast autoregressive decoding: greedy, temperature/top-k/top-p sampling, beam search.
+
+Network-independent and T5X-like. A model hands in a `tokens_to_logits`
+function and its decoding cache; each decoding function is one
+`lax.while_loop` with fixed shapes, so the whole search (model step, argmax or
+sampling, forced prompt tokens, EOS and length logic, beam reordering) compiles
+once per shape and runs without Python between tokens.
+
+The model contract:
+
+  tokens_to_logits(token_ids [B*, 1] int32, cache) -> (logits [B*, V], new_cache)
+
+returns the logits of the next position given the token of the current one.
+The position lives in the cache (the flax "cache" collection keeps a scalar
+`cache_index`), so the decoding functions never pass it. Every cache leaf with
+ndim >= 1 must have the (flattened) batch as its leading dimension; scalar
+leaves (such as `cache_index`) are shared by all rows. The decoding functions
+expand the cache for several samples or beams themselves; a model expands what
+its `tokens_to_logits` closes over (encoder outputs, masks) with
+`flat_batch_beam_expand`.
+
+Sequences follow the decoder side of T5X's EncDecFeatureConverter: PAD = 0, the
+decoder's BOS is 0, `inputs` [B, L] holds the output positions, and nonzero
+entries of `inputs` are forced (a prompt, as in T5X). The loop decodes at most
+L positions: the model must allocate its cache for L positions (the decoding
+functions never run past it; asking for more raises ValueError).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, NamedTuple, Optional, Tuple
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+
+PyTree = Any
+TokensToLogits = Callable[[jax.Array, PyTree], Tuple[jax.Array, PyTree]]
+
+# Finite, as in T5X: a few of them summed stay finite and still sort last.
+NEG_INF = np.float32(-1.0e7)
+
+
+# ---------------------------------------------------------------------------
+# Batch / beam helpers.
+# ---------------------------------------------------------------------------
+def flat_batch_beam_expand(x: jax.Array, beam_size: int) -> jax.Array:
+  """[B, ...] -> [B * beam_size, ...]; the copies of one example are adjacent."""
+  return jnp.repeat(x, beam_size, axis=0)
+
+
+def unflatten_beam_dim(x: jax.Array, batch_size: int, beam_size: int) -> jax.Array:
+  """[B * beam_size, ...] -> [B, beam_size, ...] (inverse of the flattening)."""
+  return x.reshape((batch_size, beam_size) + x.shape[1:])
+
+
+def flatten_beam_dim(x: jax.Array) -> jax.Array:
+  """[B, beam_size, ...] -> [B * beam_size, ...]."""
+  return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+
+
+def gather_beams(x: jax.Array, beam_indices: jax.Array) -> jax.Array:
+  """Picks beams per example: x [B, K, ...], beam_indices [B, N] -> [B, N, ...]."""
+  return jax.vmap(lambda rows, idx: rows[idx])(x, beam_indices)
+
+
+def cache_map(fn: Callable[[jax.Array], jax.Array], cache: PyTree) -> PyTree:
+  """Applies `fn` to every cache leaf that has a batch dimension (ndim >= 1).
+
+  Scalar leaves (the shared `cache_index`) are returned untouched.
+  """
+  return jax.tree_util.tree_map(
+      lambda leaf: fn(leaf) if jnp.ndim(leaf) >= 1 else leaf, cache)
+
+
+def brevity_penalty(alpha: float, length: jax.Array) -> jax.Array:
+  """T5X / GNMT length penalty ((5 + length) / 6) ** alpha; scores are divided by it."""
+  return ((5.0 + jnp.asarray(length, jnp.float32)) / 6.0) ** alpha
+
+
+def _is_static_zero(value: Any) -> bool:
+  """True for a concrete (Python / numpy) zero; traced values are never static."""
+  return isinstance(value, (numbers.Number, np.ndarray, np.generic)) and np.all(
+      np.asarray(value) == 0)
+
+
+def _check_length(name: str, value: Optional[int], length: int) -> int:
+  """The loop covers the L positions of `inputs`, the length the cache was made for."""
+  if value is None:
+    return length
+  if not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"decoding: {name} must be a positive int, got {value!r}")
+  if value > length:
+    raise ValueError(
+        f"decoding: {name}={value} exceeds the inputs length {length}; the loop "
+        f"decodes at most inputs.shape[1] positions and the model's cache is "
+        f"allocated for that length. Pass inputs (and build the cache) with "
+        f"length >= {value}.")
+  return int(value)
+
+
+# ---------------------------------------------------------------------------
+# Temperature sampling (greedy at temperature 0).
+# ---------------------------------------------------------------------------
+def _nucleus_filter_sorted(sorted_logits: jax.Array, topp: Any) -> jax.Array:
+  """Keeps the smallest prefix of descending logits whose probability reaches topp."""
+  probs = jax.nn.softmax(sorted_logits, axis=-1)
+  mass_before = jnp.cumsum(probs, axis=-1) - probs
+  keep = mass_before < topp
+  keep = keep.at[:, 0].set(True)  # the most likely token always survives
+  if not isinstance(topp, numbers.Number):
+    keep = keep | (jnp.asarray(topp) <= 0)  # a traced topp of 0 means "off"
+  return jnp.where(keep, sorted_logits, -jnp.inf)
+
+
+def _sample_tokens(rng: jax.Array, logits: jax.Array, temperature: Any,
+                   topk: int, topp: Any) -> jax.Array:
+  """Draws one token per row: temperature first, then top-k, then top-p."""
+  scaled = logits / jnp.maximum(jnp.asarray(temperature, jnp.float32), 1e-6)
+  use_topp = not _is_static_zero(topp)
+  if topk > 0:
+    candidates, candidate_ids = lax.top_k(scaled, topk)  # sorted, descending
+  elif use_topp:
+    candidates, candidate_ids = lax.top_k(scaled, scaled.shape[-1])
+  else:
+    candidates, candidate_ids = scaled, None
+  if use_topp:
+    candidates = _nucleus_filter_sorted(candidates, topp)
+  choice = jax.random.categorical(rng, candidates, axis=-1).astype(jnp.int32)
+  if candidate_ids is not None:
+    choice = jnp.take_along_axis(candidate_ids, choice[:, None], axis=-1)[:, 0]
+  if not isinstance(temperature, numbers.Number):
+    # A traced temperature: 0 still means greedy.
+    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    choice = jnp.where(jnp.asarray(temperature) == 0, greedy, choice)
+  return choice
+
+
+class _SamplingState(NamedTuple):
+  step: jax.Array         # [] int32, loop iteration
+  sequences: jax.Array    # [B*, L + 1] int32, column 0 is the decoder BOS
+  cache: PyTree
+  ended: jax.Array        # [B*] bool
+  log_probs: jax.Array    # [B*] float32
+
+
+def temperature_sample(
+    inputs: jax.Array,
+    cache: PyTree,
+    tokens_to_logits: TokensToLogits,
+    eos_id: int,
+    decode_rng: Optional[jax.Array] = None,
+    num_decodes: int = 1,
+    temperature: Any = 1.0,
+    topk: int = 0,
+    topp: Any = 0.0,
+    initial_index: Optional[jax.Array] = None,
+    max_decode_steps: Optional[int] = None,
+) -> Tuple[jax.Array, jax.Array]:
+  """Greedy decoding (temperature 0) or sampling with temperature, top-k, top-p.
+
+  Args:
+    inputs: [B, L] int32. Nonzero entries are forced tokens (a prompt); zeros
+      are decoded. L is the maximum output length; the cache must hold L.
+    cache: the model's decoding cache for batch B (expanded here).
+    tokens_to_logits: see the module docstring.
+    eos_id: a row stops after writing it; only PAD (0) follows.
+    decode_rng: PRNG key for sampling (default PRNGKey(0), deterministic).
+    num_decodes: samples per input; batch and cache are expanded to B * it.
+    temperature: 0 means argmax; otherwise logits are divided by it. May be
+      traced (then both argmax and sampling are computed).
+    topk: static int; > 0 samples among the k most likely tokens.
+    topp: > 0 samples from the smallest set of most likely tokens whose
+      (tempered, top-k filtered) probability reaches topp (nucleus sampling).
+    initial_index: optional [B] int32, first position to decode: positions
+      below it are copied from `inputs` and the cache must already cover them
+      (a prefilled prompt); the token fed first is the one at initial_index - 1.
+    max_decode_steps: decode at most this many positions from initial_index
+      (static int <= L); later positions stay PAD.
+
+  Returns:
+    sequences [B, num_decodes, L] int32 (forced and decoded tokens, PAD after
+    EOS) and log_probs [B, num_decodes] float32: the sum, over decoded (not
+    forced) tokens up to and including EOS, of log softmax(logits) of the
+    chosen token under the model's untempered, unfiltered distribution.
+  """
+  inputs = jnp.asarray(inputs, jnp.int32)
+  batch_size, length = inputs.shape
+  max_steps = _check_length("max_decode_steps", max_decode_steps, length)
+  if not isinstance(topk, (int, np.integer)) or topk < 0:
+    raise ValueError(f"temperature_sample: topk must be a static int >= 0, got {topk!r}")
+  greedy = _is_static_zero(temperature)
+  if decode_rng is None:
+    decode_rng = jax.random.PRNGKey(0)
+
+  if initial_index is None:
+    start = jnp.zeros((batch_size,), jnp.int32)
+  else:
+    start = jnp.broadcast_to(jnp.asarray(initial_index, jnp.int32), (batch_size,))
+  if num_decodes > 1:
+    inputs = flat_batch_beam_expand(inputs, num_decodes)
+    start = flat_batch_beam_expand(start, num_decodes)
+    cache = cache_map(lambda x: flat_batch_beam_expand(x, num_decodes), cache)
+  rows = inputs.shape[0]
+
+  columns = jnp.arange(length + 1, dtype=jnp.int32)[None, :]
+  # Output position t lives in column t + 1, so the token fed at t is column t.
+  prompt_kept = jnp.where(columns[:, 1:] <= start[:, None], inputs, 0)
+  sequences = jnp.concatenate(
+      [jnp.zeros((rows, 1), jnp.int32), prompt_kept], axis=1)
+  initial_state = _SamplingState(
+      step=jnp.zeros((), jnp.int32),
+      sequences=sequences,
+      cache=cache,
+      ended=start >= length,
+      log_probs=jnp.zeros((rows,), jnp.float32))
+
+  def not_all_ended(state: _SamplingState) -> jax.Array:
+    return ~jnp.all(state.ended)
+
+  def decode_one_position(state: _SamplingState) -> _SamplingState:
+    position = start + state.step  # [rows], output position being decoded
+    fed = jnp.take_along_axis(
+        state.sequences, jnp.minimum(position, length)[:, None], axis=1)
+    logits, new_cache = tokens_to_logits(fed, state.cache)
+    logits = logits.astype(jnp.float32)
+    if greedy:
+      chosen = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    else:
+      rng = jax.random.fold_in(decode_rng, state.step)
+      chosen = _sample_tokens(rng, logits, temperature, topk, topp)
+    forced = jnp.take_along_axis(
+        inputs, jnp.minimum(position, length - 1)[:, None], axis=1)[:, 0]
+    is_forced = forced != 0
+    token = jnp.where(is_forced, forced, chosen)
+    token = jnp.where(state.ended, 0, token)
+    token_log_prob = jnp.take_along_axis(
+        jax.nn.log_softmax(logits), token[:, None], axis=1)[:, 0]
+    log_probs = state.log_probs + jnp.where(
+        state.ended | is_forced, 0.0, token_log_prob)
+    sequences = jnp.where(
+        (columns == position[:, None] + 1) & ~state.ended[:, None],
+        token[:, None], state.sequences)
+    ended = (state.ended | (token == eos_id) | (position + 1 >= length)
+             | (state.step + 1 >= max_steps))
+    return _SamplingState(state.step + 1, sequences, new_cache, ended, log_probs)
+
+  final = lax.while_loop(not_all_ended, decode_one_position, initial_state)
+  sequences = final.sequences[:, 1:].reshape(batch_size, num_decodes, length)
+  log_probs = final.log_probs.reshape(batch_size, num_decodes)
+  return sequences, log_probs
