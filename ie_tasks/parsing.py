@@ -91,11 +91,20 @@ def _split_at_markers(piece: str, marker: re.Pattern | None) -> list[str]:
   if not starts:
     return [piece]
   bounds = ([0] if starts[0] > 0 else []) + starts + [len(piece)]
-  return [piece[a:b] for a, b in zip(bounds, bounds[1:])]
+  pieces = [piece[a:b] for a, b in zip(bounds, bounds[1:])]
+  # "type: a, type: b" (older InstructUIE targets): the comma before a marker
+  # separates items; a comma ending the last piece may belong to the span.
+  return [_drop_one_comma(p) for p in pieces[:-1]] + pieces[-1:]
+
+
+def _drop_one_comma(text: str) -> str:
+  """Removes the one separator comma at the end (a span may end in ',')."""
+  text = text.rstrip()
+  return text[:-1] if text.endswith(",") else text
 
 
 def _strip_piece(text: str) -> str:
-  return text.strip().strip(";,").strip()
+  return text.strip().strip(";").strip()
 
 
 def _pieces(text: str, labels: Sequence[str] | None) -> list[str]:
@@ -277,8 +286,10 @@ def _event_arguments(body: str, roles: Sequence[str] | None
     return [], 1
   bad = 1 if _strip_piece(body[:starts[0]]) else 0
   pairs = []
-  for a, b in zip(starts, starts[1:] + [len(body)]):
-    kv = _key_value(_strip_piece(body[a:b]))
+  ends = starts[1:] + [len(body)]
+  for k, (a, b) in enumerate(zip(starts, ends)):
+    piece = body[a:b] if k == len(starts) - 1 else _drop_one_comma(body[a:b])
+    kv = _key_value(piece.strip().lstrip(","))
     if kv is None or _is_none(kv[1]):
       bad += kv is None
       continue
