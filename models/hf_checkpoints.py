@@ -37,22 +37,27 @@ SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
 PYTORCH_FILE = "pytorch_model.bin"
 PYTORCH_INDEX_FILE = "pytorch_model.bin.index.json"
 
-# HF feed_forward_proj -> T5X mlp_activations. HF's "gated-gelu" uses the tanh
-# approximation ("gelu_new"), which is what flax's nn.gelu computes by default.
+# HF feed_forward_proj -> our mlp_activations. HF's "gated-gelu" means the tanh
+# approximation ("gelu_new"), which is what T5X's "gelu" (flax nn.gelu) computes;
+# HF's plain "gelu" is the exact erf form, our "gelu_exact".
 _FEED_FORWARD_TO_ACTIVATIONS = {
     "relu": ("relu",),
+    "gelu": ("gelu_exact",),
+    "gelu_new": ("gelu",),
+    "silu": ("silu",),
     "gated-gelu": ("gelu", "linear"),
     "gated-gelu_new": ("gelu", "linear"),
     "gated-relu": ("relu", "linear"),
     "gated-silu": ("silu", "linear"),
-    "silu": ("silu",),
 }
 _ACTIVATIONS_TO_FEED_FORWARD = {
     ("relu",): "relu",
+    ("gelu_exact",): "gelu",
+    ("gelu",): "gelu_new",
+    ("silu",): "silu",
     ("gelu", "linear"): "gated-gelu",
     ("relu", "linear"): "gated-relu",
     ("silu", "linear"): "gated-silu",
-    ("silu",): "silu",
 }
 # Our name for an attention block and its layer norm, per HF sub-layer index.
 _ENCODER_SUBLAYERS = (("attention", "pre_attention_layer_norm"),
@@ -102,10 +107,6 @@ def config_kwargs_from_hf(hf_config: Mapping[str, Any], *,
   if feed_forward_proj not in _FEED_FORWARD_TO_ACTIVATIONS:
     raise ValueError(f"config.json: feed_forward_proj={feed_forward_proj!r} is not "
                      f"supported (one of {sorted(_FEED_FORWARD_TO_ACTIVATIONS)})")
-  epsilon = hf_config.get("layer_norm_epsilon", 1e-6)
-  if abs(epsilon - 1e-6) > 1e-12:
-    raise ValueError(f"config.json: layer_norm_epsilon={epsilon} differs from the "
-                     "1e-6 that T5X's layer norm uses")
   num_layers = hf_config.get("num_layers", 6)
   return dict(
       vocab_size=hf_config.get("vocab_size", 32128),
@@ -120,6 +121,7 @@ def config_kwargs_from_hf(hf_config: Mapping[str, Any], *,
       logits_via_embedding=logits_via_embedding,
       relative_attention_num_buckets=hf_config.get("relative_attention_num_buckets", 32),
       relative_attention_max_distance=hf_config.get("relative_attention_max_distance", 128),
+      layer_norm_epsilon=hf_config.get("layer_norm_epsilon", 1e-6),
   )
 
 
@@ -163,7 +165,7 @@ def hf_config_from_t5(config: Any) -> dict[str, Any]:
       "relative_attention_num_buckets": config.relative_attention_num_buckets,
       "relative_attention_max_distance": config.relative_attention_max_distance,
       "dropout_rate": config.dropout_rate,
-      "layer_norm_epsilon": 1e-6,
+      "layer_norm_epsilon": getattr(config, "layer_norm_epsilon", 1e-6),
       "initializer_factor": 1.0,
       "feed_forward_proj": _ACTIVATIONS_TO_FEED_FORWARD[activations],
       # T5X divides tied logits by sqrt(emb_dim); HF does the same exactly when
@@ -275,6 +277,11 @@ def flatten_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
   visit("", params)
   return flat
+
+
+def flatten_params_to_nested(params: Mapping[str, Any]) -> dict[str, Any]:
+  """A plain nested dict (flax boxes and FrozenDicts removed)."""
+  return unflatten_params(flatten_params(params))
 
 
 def unflatten_params(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -399,10 +406,13 @@ def read_hf_config(folder: str) -> dict[str, Any]:
 
 
 def hf_state_dict_to_params(state_dict: Mapping[str, np.ndarray], hf_config: Mapping[str, Any],
-                            *, source: str = "state dict", dtype: Any = None,
+                            *, source: str = "state dict", param_dtype: Any = None,
                             **config_overrides: Any) -> tuple[Any, dict[str, Any]]:
   """(T5Config, nested params) from HF tensors; see the module docstring for the head."""
-  separate_head = "lm_head.weight" in state_dict
+  # A state dict saved by torch.save repeats a tied head as lm_head.weight.
+  separate_head = "lm_head.weight" in state_dict and not (
+      "shared.weight" in state_dict
+      and np.array_equal(state_dict["lm_head.weight"], state_dict["shared.weight"]))
   scaled = _hf_scales_decoder_output(hf_config)
   config = config_from_hf(hf_config, logits_via_embedding=scaled and not separate_head,
                           **config_overrides)
@@ -423,8 +433,8 @@ def hf_state_dict_to_params(state_dict: Mapping[str, np.ndarray], hf_config: Map
     if path == "decoder/logits_dense/kernel" and scaled:
       # HF scales the decoder output before an untied head; T5X never does.
       value = value * np.asarray(config.emb_dim ** -0.5, value.dtype)
-    if dtype is not None:
-      value = value.astype(dtype)
+    if param_dtype is not None:
+      value = value.astype(param_dtype)
     flat[path] = value
     found_shapes[path] = value.shape
   expected = expected_param_shapes(config)
@@ -432,34 +442,44 @@ def hf_state_dict_to_params(state_dict: Mapping[str, np.ndarray], hf_config: Map
   # unused cross-attention bias; neither is a parameter of ours.
   ignorable = {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight",
                "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"}
+  if not separate_head:
+    ignorable.add("lm_head.weight")
   unexpected = sorted(set(state_dict) - used - ignorable)
   for name in unexpected:
     found_shapes[f"(hf) {name}"] = np.shape(state_dict[name])
   check_param_shapes(found_shapes, expected, source=source, hf_names=hf_names)
-  return config, unflatten_params(flat)
+  params = unflatten_params(flat)
+  if getattr(config, "scan_layers", False):
+    from models.network import stack_layers  # pylint: disable=g-import-not-at-top
+    params = stack_layers(params, config)
+  return config, params
 
 
 def load_hf_checkpoint(name_or_path: str, *, revision: str | None = None,
-                       dtype: Any = None, **config_overrides: Any) -> tuple[Any, dict[str, Any]]:
+                       param_dtype: Any = None, **config_overrides: Any
+                       ) -> tuple[Any, dict[str, Any]]:
   """Reads an HF T5 model folder (or Hub id) -> (T5Config, params).
 
-  params is the nested T5X-named tree of numpy arrays (cast to `dtype` when
-  given); `config_overrides` go to T5Config (e.g. dtype="bfloat16" for
-  activations, dropout_rate=0.0). Raises CheckpointMismatchError when tensors
+  params is the nested T5X-named tree of numpy arrays (cast to `param_dtype`
+  when given); `config_overrides` go to T5Config (e.g. dtype="bfloat16" for
+  activations, dropout_rate=0.0, scan_layers=True for the stacked layout). Raises CheckpointMismatchError when tensors
   are missing, unexpected, or misshapen for the config.json.
   """
   folder = resolve_model_folder(name_or_path, revision=revision)
   hf_config = read_hf_config(folder)
   state_dict = read_hf_state_dict(folder)
-  return hf_state_dict_to_params(state_dict, hf_config, source=folder, dtype=dtype,
-                                 **config_overrides)
+  return hf_state_dict_to_params(state_dict, hf_config, source=folder,
+                                 param_dtype=param_dtype, **config_overrides)
 
 
 def params_to_hf_state_dict(params: Mapping[str, Any], config: Any, *,
                             dtype: Any = np.float32) -> dict[str, np.ndarray]:
   """HF T5ForConditionalGeneration tensors (numpy, [out, in]) from our params."""
-  flat = {path: np.asarray(value) for path, value in
-          flatten_params(_strip_variables(params)).items()}
+  params = _strip_variables(params)
+  if getattr(config, "scan_layers", False):
+    from models.network import unstack_layers  # pylint: disable=g-import-not-at-top
+    params = unstack_layers(flatten_params_to_nested(params), config)
+  flat = {path: np.asarray(value) for path, value in flatten_params(params).items()}
   check_param_shapes({path: value.shape for path, value in flat.items()},
                      expected_param_shapes(config), source="params to export")
   state_dict = {}
