@@ -250,3 +250,136 @@ def temperature_sample(
   sequences = final.sequences[:, 1:].reshape(batch_size, num_decodes, length)
   log_probs = final.log_probs.reshape(batch_size, num_decodes)
   return sequences, log_probs
+
+
+# ---------------------------------------------------------------------------
+# Beam search.
+# ---------------------------------------------------------------------------
+class _BeamState(NamedTuple):
+  step: jax.Array             # [] int32, output position being decoded
+  live_seqs: jax.Array        # [B, K, L + 1] int32, column 0 is the decoder BOS
+  live_log_probs: jax.Array   # [B, K] float32, sorted best first
+  finished_seqs: jax.Array    # [B, K, L + 1] int32
+  finished_scores: jax.Array  # [B, K] float32, length-penalised, best first
+  finished_flags: jax.Array   # [B, K] bool, False for empty slots
+  cache: PyTree               # leaves [B * K, ...]
+
+
+def beam_search(
+    inputs: jax.Array,
+    cache: PyTree,
+    tokens_to_logits: TokensToLogits,
+    eos_id: int,
+    num_decodes: int = 4,
+    alpha: float = 0.6,
+    max_decode_len: Optional[int] = None,
+) -> Tuple[jax.Array, jax.Array]:
+  """T5X-style beam search with the ((5 + length) / 6) ** alpha length penalty.
+
+  Keeps `num_decodes` live and `num_decodes` finished beams per example. Each
+  step extends every live beam by every token, keeps the best 2 * num_decodes
+  candidates, moves those ending in EOS to the finished set (scored
+  log_prob / penalty(length)) and keeps the best non-EOS ones alive; the cache
+  follows the surviving beams by a gather on its flattened [B * K] batch axis.
+  The loop stops when no live beam can still beat the worst finished one
+  (alpha >= 0), or at the length limit, where the live beams are finished
+  without EOS (unlike T5X, which only falls back to them when no beam ended,
+  every returned beam is thus a real sequence).
+
+  Args:
+    inputs: [B, L] int32; nonzero entries are forced (a prompt) in every beam
+      and add 0 to the log-prob. L bounds the output; the cache must hold L.
+    cache: the model's decoding cache for batch B (expanded here).
+    tokens_to_logits: see the module docstring.
+    eos_id: end-of-sequence id; PAD (0) fills the rest of a finished beam.
+    num_decodes: the beam size and the number of sequences returned.
+    alpha: length penalty exponent; 0 ranks by the plain sum of log-probs.
+    max_decode_len: optional static int <= L, the output length limit.
+
+  Returns:
+    sequences [B, num_decodes, L] sorted worst..best (the best is [:, -1]) as
+    T5X does, and their scores [B, num_decodes]: the sum of the log-probs of
+    the decoded tokens divided by ((5 + length) / 6) ** alpha, where length
+    counts every position up to and including EOS.
+  """
+  inputs = jnp.asarray(inputs, jnp.int32)
+  batch_size, length = inputs.shape
+  max_len = _check_length("max_decode_len", max_decode_len, length)
+  beam_size = num_decodes
+  cache = cache_map(lambda x: flat_batch_beam_expand(x, beam_size), cache)
+
+  # Only beam 0 is alive at first, so the first step does not pick copies.
+  initial_log_probs = jnp.tile(
+      jnp.asarray([0.0] + [NEG_INF] * (beam_size - 1), jnp.float32),
+      (batch_size, 1))
+  empty_seqs = jnp.zeros((batch_size, beam_size, length + 1), jnp.int32)
+  initial_state = _BeamState(
+      step=jnp.zeros((), jnp.int32),
+      live_seqs=empty_seqs,
+      live_log_probs=initial_log_probs,
+      finished_seqs=empty_seqs,
+      finished_scores=jnp.full((batch_size, beam_size), NEG_INF, jnp.float32),
+      finished_flags=jnp.zeros((batch_size, beam_size), jnp.bool_),
+      cache=cache)
+  # Log-probs only fall, so a live beam scores at most its current log-prob
+  # divided by the largest penalty, the one at the length limit.
+  largest_penalty = brevity_penalty(alpha, max_len)
+
+  def can_still_improve(state: _BeamState) -> jax.Array:
+    best_live = state.live_log_probs[:, 0] / largest_penalty
+    worst_finished = jnp.min(
+        jnp.where(state.finished_flags, state.finished_scores, NEG_INF), axis=1)
+    return (state.step < max_len) & ~jnp.all(worst_finished > best_live)
+
+  def extend_beams(state: _BeamState) -> _BeamState:
+    step = state.step
+    fed = lax.dynamic_index_in_dim(state.live_seqs, step, axis=2, keepdims=False)
+    logits, new_cache = tokens_to_logits(
+        fed.reshape(batch_size * beam_size, 1), state.cache)
+    vocab_size = logits.shape[-1]
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
+    log_probs = log_probs.reshape(batch_size, beam_size, vocab_size)
+    forced = lax.dynamic_index_in_dim(inputs, step, axis=1, keepdims=False)
+    forced_log_probs = jnp.where(
+        jnp.arange(vocab_size)[None, None, :] == forced[:, None, None],
+        0.0, NEG_INF)
+    log_probs = jnp.where((forced != 0)[:, None, None], forced_log_probs, log_probs)
+
+    candidates = state.live_log_probs[:, :, None] + log_probs
+    top_log_probs, top_ids = lax.top_k(
+        candidates.reshape(batch_size, beam_size * vocab_size), 2 * beam_size)
+    top_beams = top_ids // vocab_size
+    top_tokens = top_ids % vocab_size
+    columns = jnp.arange(length + 1, dtype=jnp.int32)[None, None, :]
+    top_seqs = jnp.where(columns == step + 1, top_tokens[:, :, None],
+                         gather_beams(state.live_seqs, top_beams))
+    is_eos = top_tokens == eos_id
+
+    # Alive: the best candidates that did not just end.
+    live_log_probs, keep = lax.top_k(
+        jnp.where(is_eos, NEG_INF, top_log_probs), beam_size)
+    live_seqs = gather_beams(top_seqs, keep)
+    source_beams = gather_beams(top_beams, keep)
+    new_cache = cache_map(
+        lambda x: flatten_beam_dim(gather_beams(
+            unflatten_beam_dim(x, batch_size, beam_size), source_beams)),
+        new_cache)
+
+    # Finished: the old ones and those ending now (EOS, or at the limit).
+    ends_now = (is_eos | (step + 1 >= max_len)) & (top_log_probs > NEG_INF / 2)
+    new_scores = jnp.where(
+        ends_now, top_log_probs / brevity_penalty(alpha, step + 1), NEG_INF)
+    all_scores = jnp.concatenate([state.finished_scores, new_scores], axis=1)
+    finished_scores, keep = lax.top_k(all_scores, beam_size)
+    finished_flags = gather_beams(
+        jnp.concatenate([state.finished_flags, ends_now], axis=1), keep)
+    finished_seqs = gather_beams(
+        jnp.concatenate([state.finished_seqs, top_seqs], axis=1), keep)
+    return _BeamState(step + 1, live_seqs, live_log_probs, finished_seqs,
+                      finished_scores, finished_flags, new_cache)
+
+  final = lax.while_loop(can_still_improve, extend_beams, initial_state)
+  # Worst..best, as T5X returns them.
+  sequences = jnp.flip(final.finished_seqs[:, :, 1:], axis=1)
+  scores = jnp.flip(final.finished_scores, axis=1)
+  return sequences, scores

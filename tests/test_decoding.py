@@ -192,3 +192,220 @@ def test_greedy_compiles_under_jit_with_a_static_model_closure():
       inputs, init_cache(batch, length), step, EOS, temperature=0.0)
   np.testing.assert_array_equal(jitted[0], eager[0])
   np.testing.assert_allclose(jitted[1], eager[1], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Sampling.
+# ---------------------------------------------------------------------------
+def greedy_sequences(step, init_cache, inputs):
+  return decoding.temperature_sample(
+      inputs, init_cache(*inputs.shape), step, EOS, temperature=0.0)[0]
+
+
+def test_top_k_one_and_tiny_top_p_sample_the_greedy_sequence():
+  vocab, batch, length = 9, 3, 6
+  step, init_cache, _ = make_toy(vocab, seed=6, trigram=True)
+  inputs = np.zeros((batch, length), np.int32)
+  inputs[2, 0] = 4
+  greedy = np.repeat(np.asarray(greedy_sequences(step, init_cache, inputs)), 5, axis=1)
+  for options in ({"topk": 1}, {"topp": 1e-6}, {"topk": 4, "topp": 1e-6}):
+    sampled, _ = decoding.temperature_sample(
+        inputs, init_cache(batch, length), step, EOS, num_decodes=5,
+        temperature=1.5, decode_rng=jax.random.PRNGKey(11), **options)
+    np.testing.assert_array_equal(sampled, greedy, err_msg=str(options))
+
+
+def test_sampling_is_deterministic_given_the_rng_and_scores_what_it_samples():
+  vocab, batch, length = 6, 2, 5
+  step, init_cache, table = make_toy(vocab, seed=7, trigram=True)
+  inputs = np.zeros((batch, length), np.int32)
+  inputs[1, :2] = [3, 4]
+  sample = functools.partial(
+      decoding.temperature_sample, inputs, init_cache(batch, length), step, EOS,
+      num_decodes=6, temperature=1.0)
+  first, first_scores = sample(decode_rng=jax.random.PRNGKey(1))
+  again, _ = sample(decode_rng=jax.random.PRNGKey(1))
+  other, _ = sample(decode_rng=jax.random.PRNGKey(2))
+  np.testing.assert_array_equal(first, again)
+  assert not np.array_equal(first, other)
+  assert len({tuple(s) for s in np.asarray(first).reshape(-1, length).tolist()}) > 1
+  # Each sample's log-prob is the untempered log-likelihood of its decoded tokens
+  # (with a trigram toy this also checks that the cache was expanded per sample).
+  assert first[1, :, :2].tolist() == [[3, 4]] * 6
+  for row in range(batch):
+    for k in range(6):
+      tokens = np.asarray(first[row, k]).tolist()
+      end = tokens.index(EOS) + 1 if EOS in tokens else length
+      assert all(t == 0 for t in tokens[end:])
+      per_position = sequence_log_probs(table, tokens[:end])
+      expected = sum(lp for t, lp in enumerate(per_position) if not inputs[row, t])
+      np.testing.assert_allclose(first_scores[row, k], expected, rtol=1e-5)
+
+
+def empirical_first_token_distribution(vocab, samples, **options):
+  step, init_cache, table = make_toy(vocab, seed=8, trigram=False)
+  sequences, _ = decoding.temperature_sample(
+      np.zeros((1, 1), np.int32), init_cache(1, 1), step, EOS,
+      num_decodes=samples, decode_rng=jax.random.PRNGKey(0), **options)
+  counts = np.bincount(np.asarray(sequences).ravel(), minlength=vocab)
+  return counts / samples, table(0, 0)
+
+
+@pytest.mark.parametrize("temperature", [0.6, 1.0, 1.7])
+def test_one_step_sampling_matches_softmax_of_logits_over_temperature(temperature):
+  frequencies, log_probs = empirical_first_token_distribution(
+      6, 20000, temperature=temperature)
+  expected = jax.nn.softmax(log_probs / temperature)
+  np.testing.assert_allclose(frequencies, expected, atol=0.015)
+
+
+def test_one_step_top_k_and_top_p_renormalise_over_the_kept_tokens():
+  vocab = 6
+  frequencies, log_probs = empirical_first_token_distribution(
+      vocab, 20000, temperature=1.0, topk=2)
+  order = np.argsort(-log_probs)
+  expected = np.zeros(vocab)
+  expected[order[:2]] = jax.nn.softmax(log_probs[order[:2]])
+  np.testing.assert_allclose(frequencies, expected, atol=0.015)
+
+  probs = np.exp(log_probs)
+  topp = float(probs[order[0]] + probs[order[1]] / 2)  # the nucleus is 2 tokens
+  frequencies, _ = empirical_first_token_distribution(
+      vocab, 20000, temperature=1.0, topp=topp)
+  np.testing.assert_allclose(frequencies, expected, atol=0.015)
+
+
+def test_traced_temperature_zero_is_greedy_under_jit():
+  vocab, batch, length = 7, 2, 5
+  step, init_cache, _ = make_toy(vocab, seed=9, trigram=True)
+  inputs = np.zeros((batch, length), np.int32)
+
+  @jax.jit
+  def sample(temperature):
+    return decoding.temperature_sample(
+        inputs, init_cache(batch, length), step, EOS, num_decodes=3,
+        temperature=temperature, topp=0.9)[0]
+
+  greedy = np.repeat(np.asarray(greedy_sequences(step, init_cache, inputs)), 3, axis=1)
+  np.testing.assert_array_equal(sample(0.0), greedy)
+  assert not np.array_equal(sample(5.0), greedy)
+
+
+# ---------------------------------------------------------------------------
+# Beam search.
+# ---------------------------------------------------------------------------
+def enumerate_sequences(log_prob_table, vocab, length, alpha, prompt=()):
+  """Every finished output of at most `length` tokens, best first.
+
+  A sequence ends at its first EOS or at the length limit; PAD is never
+  emitted; prompt tokens are forced and add nothing to the score.
+  """
+  free_tokens = [t for t in range(2, vocab)]
+  results = []
+  for n in range(1, length + 1):
+    for body in itertools.product(free_tokens, repeat=n - 1):
+      for last in ([EOS] + free_tokens if n == length else [EOS]):
+        tokens = list(body) + [last]
+        if any(tokens[t] != p for t, p in enumerate(prompt[:n])):
+          continue
+        per_position = sequence_log_probs(log_prob_table, tokens)
+        total = sum(lp for t, lp in enumerate(per_position) if t >= len(prompt))
+        score = total / ((5.0 + n) / 6.0) ** alpha
+        results.append((score, tokens + [0] * (length - n)))
+  results.sort(key=lambda item: -item[0])
+  return results
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+def test_beam_search_returns_the_exact_best_sequences(alpha):
+  # 4 real tokens and length 3: 16 beams hold every live prefix, so the
+  # search is exhaustive and its finished set must be the true top 16.
+  vocab, length, beams = 5, 3, 16
+  step, init_cache, table = make_toy(vocab, seed=10, trigram=True, eos_boost=0.5)
+  expected = enumerate_sequences(table, vocab, length, alpha)[:beams][::-1]
+  sequences, scores = decoding.beam_search(
+      np.zeros((1, length), np.int32), init_cache(1, length), step, EOS,
+      num_decodes=beams, alpha=alpha)
+  assert sequences.shape == (1, beams, length)
+  assert sequences[0].tolist() == [tokens for _, tokens in expected]
+  np.testing.assert_allclose(scores[0], [s for s, _ in expected], rtol=1e-5)
+
+
+def test_length_penalty_changes_the_winner_and_beam_search_follows_it():
+  vocab, length = 5, 3
+  for seed in range(100):
+    step, init_cache, table = make_toy(vocab, seed=seed, trigram=True)
+    short_best = enumerate_sequences(table, vocab, length, alpha=0.0)[0][1]
+    long_best = enumerate_sequences(table, vocab, length, alpha=3.0)[0][1]
+    if short_best != long_best:
+      break
+  else:
+    pytest.fail("no toy table where alpha changes the best sequence")
+  for alpha, best in ((0.0, short_best), (3.0, long_best)):
+    sequences, _ = decoding.beam_search(
+        np.zeros((1, length), np.int32), init_cache(1, length), step, EOS,
+        num_decodes=8, alpha=alpha)
+    assert sequences[0, -1].tolist() == best, alpha
+
+
+@pytest.mark.parametrize("trigram", [False, True])
+def test_beam_of_one_is_greedy(trigram):
+  vocab, batch, length = 7, 3, 6
+  step, init_cache, _ = make_toy(vocab, seed=12, trigram=trigram)
+  inputs = np.zeros((batch, length), np.int32)
+  inputs[1, :2] = [5, 3]
+  sequences, _ = decoding.beam_search(
+      inputs, init_cache(batch, length), step, EOS, num_decodes=1, alpha=0.6)
+  np.testing.assert_array_equal(sequences, greedy_sequences(step, init_cache, inputs))
+
+
+def test_beam_search_over_a_batch_of_mixed_prompts_under_jit():
+  vocab, length, beams = 5, 3, 16
+  step, init_cache, table = make_toy(vocab, seed=13, trigram=True, eos_boost=0.5)
+  inputs = np.array([[3, 0, 0], [0, 0, 0], [4, 2, 0]], np.int32)
+  search = jax.jit(functools.partial(
+      decoding.beam_search, tokens_to_logits=step, eos_id=EOS,
+      num_decodes=beams, alpha=0.6))
+  sequences, scores = search(inputs, init_cache(3, length))
+  for row in range(3):
+    prompt = tuple(int(t) for t in inputs[row] if t)
+    expected = enumerate_sequences(table, vocab, length, 0.6, prompt)[:beams]
+    # Slots beyond the possible continuations stay empty (NEG_INF scores).
+    real = np.asarray(scores[row]) > decoding.NEG_INF / 2
+    assert real.sum() == len(expected)
+    best_first = np.asarray(sequences[row])[real][::-1].tolist()
+    assert best_first == [tokens for _, tokens in expected]
+    np.testing.assert_allclose(np.asarray(scores[row])[real][::-1],
+                               [score for score, _ in expected], rtol=1e-5)
+
+
+def test_beam_search_stops_early_and_rejects_a_length_beyond_the_cache():
+  vocab, length = 6, 12
+  step, init_cache, table = make_toy(vocab, seed=14, trigram=True, eos_boost=5.0)
+  calls = []
+
+  def counting_step(token_ids, cache):
+    jax.debug.callback(lambda index: calls.append(int(index)), cache["cache_index"])
+    return step(token_ids, cache)
+
+  sequences, scores = decoding.beam_search(
+      np.zeros((2, length), np.int32), init_cache(2, length), counting_step, EOS,
+      num_decodes=2, alpha=0.6)
+  jax.effects_barrier()
+  assert len(calls) < length  # every beam ended long before the limit
+  assert np.all(np.diff(np.asarray(scores), axis=1) >= 0)  # worst..best
+  with pytest.raises(ValueError, match="max_decode_len=13 exceeds the inputs length 12"):
+    decoding.beam_search(np.zeros((2, length), np.int32), init_cache(2, length),
+                         step, EOS, max_decode_len=13)
+
+
+def test_helpers_expand_gather_and_skip_scalar_cache_leaves():
+  x = jnp.arange(6).reshape(2, 3)
+  expanded = decoding.flat_batch_beam_expand(x, 2)
+  assert expanded.tolist() == [[0, 1, 2], [0, 1, 2], [3, 4, 5], [3, 4, 5]]
+  beams = decoding.unflatten_beam_dim(jnp.arange(8).reshape(4, 2), 2, 2)
+  picked = decoding.gather_beams(beams, jnp.array([[1, 1, 0], [0, 1, 0]]))
+  assert picked.tolist() == [[[2, 3], [2, 3], [0, 1]], [[4, 5], [6, 7], [4, 5]]]
+  cache = {"k": jnp.ones((2, 3)), "cache_index": jnp.array(7)}
+  mapped = decoding.cache_map(lambda leaf: leaf * 2, cache)
+  assert mapped["k"].tolist() == [[2.0] * 3] * 2 and int(mapped["cache_index"]) == 7
