@@ -1,0 +1,312 @@
+"""Building blocks of the T5 network with T5X's parameter names, layouts and numerics.
+
+Every parameter is float32 and carries logical axis names
+(`nn.with_logical_partitioning`); activations are constrained with
+`nn.with_logical_constraint`, a no-op unless the trainer installs axis rules.
+"""
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+# T5 masks attention with a large negative bias rather than -inf.
+NEG_INF = -1e10
+
+default_kernel_init = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
+
+
+def constrain(x: Array, names: tuple[str, ...]) -> Array:
+  return nn.with_logical_constraint(x, names)
+
+
+def activation_fn(name: str) -> Callable[[Array], Array]:
+  if name == "linear":
+    return lambda x: x
+  if name == "gelu_exact":
+    return functools.partial(nn.gelu, approximate=False)
+  return getattr(nn, name)  # relu, gelu (tanh approximation, as T5X/HF gelu_new), silu
+
+
+class DenseGeneral(nn.Module):
+  """Bias-free projection whose kernel is stored 2-D like T5X's.
+
+  T5X keeps e.g. the query kernel as [embed, heads*head_dim] ("joined_kv") and
+  reshapes it at use; storing the same layout keeps checkpoints interchangeable.
+  """
+  features: int | Sequence[int]
+  axis: int | Sequence[int] = -1
+  kernel_axes: tuple[str, ...] = ()
+  kernel_init: Initializer = default_kernel_init
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, inputs: Array) -> Array:
+    features = (self.features,) if isinstance(self.features, int) else tuple(self.features)
+    axis = (self.axis,) if isinstance(self.axis, int) else tuple(self.axis)
+    inputs = jnp.asarray(inputs, self.dtype)
+    axis = tuple(a % inputs.ndim for a in axis)
+    in_shape = tuple(inputs.shape[a] for a in axis)
+    kernel = self.param(
+        "kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
+        (int(np.prod(in_shape)), int(np.prod(features))), jnp.float32)
+    kernel = jnp.asarray(kernel, self.dtype).reshape(in_shape + features)
+    contract = tuple(range(len(axis)))
+    return lax.dot_general(inputs, kernel, ((axis, contract), ((), ())))
+
+
+class Embed(nn.Module):
+  """Token embedding table [vocab, embed]; `attend` gives tied logits."""
+  num_embeddings: int
+  features: int
+  dtype: jnp.dtype = jnp.float32
+  embedding_init: Initializer = nn.initializers.normal(stddev=1.0)
+
+  def setup(self):
+    self.embedding = self.param(
+        "embedding", nn.with_logical_partitioning(self.embedding_init, ("vocab", "embed")),
+        (self.num_embeddings, self.features), jnp.float32)
+
+  def __call__(self, token_ids: Array) -> Array:
+    # A gather; T5X uses a one-hot matmul, which is exact too but slower on CPU.
+    out = jnp.take(jnp.asarray(self.embedding, self.dtype), token_ids, axis=0)
+    return constrain(out, ("batch", "length", "embed"))
+
+  def attend(self, query: Array) -> Array:
+    # float32 logits for training stability, as T5X (attend_dtype=float32).
+    return jnp.dot(query.astype(jnp.float32), jnp.asarray(self.embedding, jnp.float32).T)
+
+
+class RMSNorm(nn.Module):
+  """T5 layer norm: scale only, no mean subtraction, no bias; statistics in float32."""
+  epsilon: float = 1e-6
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    x = jnp.asarray(x, jnp.float32)
+    mean2 = jnp.mean(lax.square(x), axis=-1, keepdims=True)
+    y = jnp.asarray(x * lax.rsqrt(mean2 + self.epsilon), self.dtype)
+    scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+                       (x.shape[-1],), jnp.float32)
+    return y * jnp.asarray(scale, self.dtype)
+
+
+def relative_position_bucket(relative_position: np.ndarray, bidirectional: bool,
+                             num_buckets: int, max_distance: int) -> np.ndarray:
+  """T5's bucketing of (key position - query position); numpy so it is a compile-time constant.
+
+  Exact distances below num_buckets/2 (per direction), log-spaced buckets up to
+  max_distance, everything further in the last bucket.
+  """
+  ret = np.zeros_like(relative_position, dtype=np.int32)
+  n = -relative_position
+  if bidirectional:
+    num_buckets //= 2
+    ret += (n < 0).astype(np.int32) * num_buckets
+    n = np.abs(n)
+  else:
+    n = np.maximum(n, 0)
+  max_exact = num_buckets // 2
+  is_small = n < max_exact
+  # float32 and the eps exactly as T5X so bucket boundaries agree bit for bit.
+  val_if_large = max_exact + (
+      np.log(n.astype(np.float32) / max_exact + np.finfo(np.float32).eps)
+      / np.log(max_distance / max_exact) * (num_buckets - max_exact)).astype(np.int32)
+  val_if_large = np.minimum(val_if_large, num_buckets - 1)
+  return ret + np.where(is_small, n, val_if_large).astype(np.int32)
+
+
+class RelativePositionBiases(nn.Module):
+  """One `rel_embedding` [heads, buckets] per stack, shared by all its layers."""
+  num_buckets: int
+  max_distance: int
+  num_heads: int
+  dtype: jnp.dtype = jnp.float32
+
+  def setup(self):
+    init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
+    self.rel_embedding = self.param(
+        "rel_embedding", nn.with_logical_partitioning(init, ("heads", "relpos_buckets")),
+        (self.num_heads, self.num_buckets), jnp.float32)
+
+  def _gather(self, buckets: Array) -> Array:
+    table = jnp.asarray(self.rel_embedding, self.dtype)
+    return jnp.take(table, buckets, axis=1)  # [heads, *buckets.shape]
+
+  def __call__(self, qlen: int, klen: int, bidirectional: bool = True) -> Array:
+    """[1, heads, qlen, klen] bias for a full (non-incremental) pass."""
+    rel = np.arange(klen, dtype=np.int32)[None, :] - np.arange(qlen, dtype=np.int32)[:, None]
+    buckets = relative_position_bucket(rel, bidirectional, self.num_buckets, self.max_distance)
+    return self._gather(jnp.asarray(buckets))[None]
+
+  def decode_step(self, query_index: Array, klen: int) -> Array:
+    """[1, heads, 1, klen] causal bias for the single query at `query_index` (traced)."""
+    # Table over every possible key - query offset, -(klen-1)..(klen-1), built in numpy.
+    offsets = np.arange(-(klen - 1), klen, dtype=np.int32)
+    table = jnp.asarray(relative_position_bucket(offsets, False, self.num_buckets, self.max_distance))
+    buckets = jnp.take(table, jnp.arange(klen) - query_index + (klen - 1))
+    return self._gather(buckets)[None, :, None, :]
+
+
+class MlpBlock(nn.Module):
+  """Feed-forward block: gated (wi_0, wi_1) for v1.1/Flan, single `wi` for v1.0."""
+  intermediate_dim: int
+  activations: Sequence[str] = ("relu",)
+  dropout_rate: float = 0.1
+  deterministic: bool = True
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, inputs: Array) -> Array:
+    hidden = []
+    for idx, act in enumerate(self.activations):
+      name = "wi" if len(self.activations) == 1 else f"wi_{idx}"
+      x = DenseGeneral(self.intermediate_dim, kernel_axes=("embed", "mlp"), dtype=self.dtype,
+                       name=name)(inputs)
+      hidden.append(activation_fn(act)(x))
+    x = functools.reduce(operator.mul, hidden)
+    x = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(x, deterministic=self.deterministic)
+    x = constrain(x, ("batch", "length", "mlp"))
+    return DenseGeneral(inputs.shape[-1], kernel_axes=("mlp", "embed"), dtype=self.dtype,
+                        name="wo")(x)
+
+
+def attention_mask(query_valid: Array, key_valid: Array, pairwise=jnp.logical_and) -> Array:
+  """[batch, 1, q, k] boolean mask from per-position [batch, q] and [batch, k] arrays."""
+  return pairwise(query_valid[:, :, None], key_valid[:, None, :])[:, None]
+
+
+def causal_mask(length: int) -> Array:
+  idx = jnp.arange(length)
+  return (idx[:, None] >= idx[None, :])[None, None]
+
+
+def combine_masks(*masks: Array | None) -> Array | None:
+  masks = [m for m in masks if m is not None]
+  if not masks:
+    return None
+  return functools.reduce(jnp.logical_and, masks)
+
+
+def mask_to_bias(mask: Array | None, dtype) -> Array | None:
+  if mask is None:
+    return None
+  return jnp.where(mask, jnp.zeros((), dtype), jnp.full((), NEG_INF, dtype))
+
+
+def dot_product_attention(query: Array, key: Array, value: Array, bias: Array | None,
+                          dropout_rng, dropout_rate: float, deterministic: bool,
+                          dtype, float32_logits: bool) -> Array:
+  """Unscaled (T5) attention: 1/sqrt(head_dim) lives in the query initialisation."""
+  if float32_logits:
+    query, key = query.astype(jnp.float32), key.astype(jnp.float32)
+  weights = jnp.einsum("bqhd,bkhd->bhqk", query, key)
+  if bias is not None:
+    weights = weights + bias.astype(weights.dtype)
+  weights = jax.nn.softmax(weights).astype(dtype)
+  if not deterministic and dropout_rate > 0.0:
+    keep_prob = 1.0 - dropout_rate
+    shape = list(weights.shape)
+    shape[-2] = 1  # broadcast along the query length, as T5X
+    keep = jax.random.bernoulli(dropout_rng, keep_prob, shape)
+    weights = weights * (keep.astype(dtype) / jnp.asarray(keep_prob, dtype))
+  return jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+
+
+class MultiHeadAttention(nn.Module):
+  """T5X multi-head attention with an incremental-decoding cache.
+
+  mode:
+    "full": ordinary attention over `inputs_kv`.
+    "self_decode": causal self-attention, one new position per call; keys and
+      values accumulate in cache `cached_key`/`cached_value` [batch, max_len,
+      heads, head_dim] at `cache_index`. The first call (no cache yet) only
+      creates the zero cache.
+    "cross_decode": keys/values of the encoder output are projected on the
+      first call and kept in the cache (`cached_key`/`cached_value`
+      [batch, enc_len, heads, head_dim]); later calls only project the query.
+  """
+  num_heads: int
+  head_dim: int
+  dtype: jnp.dtype = jnp.float32
+  dropout_rate: float = 0.0
+  deterministic: bool = True
+  float32_logits: bool = False
+  mode: str = "full"
+  max_decode_length: int | None = None
+  kernel_init: Initializer = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
+
+  def _projection(self, name: str, init: Initializer) -> DenseGeneral:
+    return DenseGeneral((self.num_heads, self.head_dim), axis=-1, kernel_axes=("embed", "joined_kv"),
+                        kernel_init=init, dtype=self.dtype, name=name)
+
+  @nn.compact
+  def __call__(self, inputs_q: Array, inputs_kv: Array | None, mask: Array | None = None,
+               bias: Array | None = None) -> Array:
+    # T5 does not divide logits by sqrt(head_dim): it is folded into the query init.
+    depth_scaling = jnp.sqrt(self.head_dim).astype(jnp.float32)
+    query_init = lambda *args: self.kernel_init(*args) / depth_scaling
+    qkv_names = ("batch", "length", "heads", "kv")
+    query = constrain(self._projection("query", query_init)(inputs_q), qkv_names)
+
+    if self.mode == "cross_decode":
+      key, value = self._cross_decode_kv(inputs_kv)
+    else:
+      key = constrain(self._projection("key", self.kernel_init)(inputs_kv), qkv_names)
+      value = constrain(self._projection("value", self.kernel_init)(inputs_kv), qkv_names)
+      if self.mode == "self_decode":
+        key, value, mask = self._self_decode_kv(query, key, value, mask)
+
+    attention_bias = mask_to_bias(mask, self.dtype)
+    if bias is not None:
+      attention_bias = bias if attention_bias is None else attention_bias + bias
+    dropout_rng = None
+    if not self.deterministic and self.dropout_rate > 0.0:
+      dropout_rng = self.make_rng("dropout")
+    x = dot_product_attention(query, key, value, attention_bias, dropout_rng, self.dropout_rate,
+                              self.deterministic, self.dtype, self.float32_logits)
+    return DenseGeneral(inputs_q.shape[-1], axis=(-2, -1), kernel_axes=("joined_kv", "embed"),
+                        kernel_init=self.kernel_init, dtype=self.dtype, name="out")(x)
+
+  def _self_decode_kv(self, query, key, value, mask):
+    initialized = self.has_variable("cache", "cached_key")
+    batch, _, heads, depth = key.shape
+    shape = (batch, self.max_decode_length, heads, depth)
+    cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
+    cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
+    cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, dtype=jnp.int32))
+    if not initialized:
+      return key, value, mask  # cache creation pass: output is discarded
+    if query.shape[1] != 1:
+      raise ValueError(f"incremental decoding feeds one position per call, got query shape {query.shape}")
+    index = cache_index.value
+    key = lax.dynamic_update_slice(cached_key.value, key.astype(cached_key.value.dtype), (0, index, 0, 0))
+    value = lax.dynamic_update_slice(cached_value.value, value.astype(cached_value.value.dtype), (0, index, 0, 0))
+    cached_key.value, cached_value.value = key, value
+    cache_index.value = index + 1
+    # The single query sees the positions written so far (itself included).
+    step_mask = (jnp.arange(self.max_decode_length) <= index)[None, None, None, :]
+    return key, value, combine_masks(mask, step_mask)
+
+  def _cross_decode_kv(self, encoded):
+    qkv_names = ("batch", "length", "heads", "kv")
+    initialized = self.has_variable("cache", "cached_key")
+    if initialized:
+      return self.get_variable("cache", "cached_key"), self.get_variable("cache", "cached_value")
+    if encoded is None:
+      raise ValueError("the first decode call must receive the encoder output to fill the cross-attention cache")
+    key = constrain(self._projection("key", self.kernel_init)(encoded), qkv_names)
+    value = constrain(self._projection("value", self.kernel_init)(encoded), qkv_names)
+    self.variable("cache", "cached_key", lambda: key)
+    self.variable("cache", "cached_value", lambda: value)
+    return key, value
