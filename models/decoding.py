@@ -183,7 +183,8 @@ def temperature_sample(
     sequences [B, num_decodes, L] int32 (forced and decoded tokens, PAD after
     EOS) and log_probs [B, num_decodes] float32: the sum, over decoded (not
     forced) tokens up to and including EOS, of log softmax(logits) of the
-    chosen token under the model's untempered, unfiltered distribution.
+    chosen token under the model's untempered, unfiltered distribution. The
+    samples of an input are sorted by it worst..best (the best is [:, -1]).
   """
   inputs = jnp.asarray(inputs, jnp.int32)
   batch_size, length = inputs.shape
@@ -224,7 +225,7 @@ def temperature_sample(
     fed = jnp.take_along_axis(
         state.sequences, jnp.minimum(position, length)[:, None], axis=1)
     logits, new_cache = tokens_to_logits(fed, state.cache)
-    logits = logits.astype(jnp.float32)
+    logits = logits.reshape(rows, -1).astype(jnp.float32)  # [rows, 1, V] too
     if greedy:
       chosen = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     else:
@@ -249,6 +250,10 @@ def temperature_sample(
   final = lax.while_loop(not_all_ended, decode_one_position, initial_state)
   sequences = final.sequences[:, 1:].reshape(batch_size, num_decodes, length)
   log_probs = final.log_probs.reshape(batch_size, num_decodes)
+  # Worst..best like beam_search and T5X, so callers take [:, -1] as the best.
+  order = jnp.argsort(log_probs, axis=1)
+  sequences = jnp.take_along_axis(sequences, order[:, :, None], axis=1)
+  log_probs = jnp.take_along_axis(log_probs, order, axis=1)
   return sequences, log_probs
 
 
@@ -337,7 +342,8 @@ def beam_search(
     logits, new_cache = tokens_to_logits(
         fed.reshape(batch_size * beam_size, 1), state.cache)
     vocab_size = logits.shape[-1]
-    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
+    log_probs = jax.nn.log_softmax(
+        logits.reshape(batch_size * beam_size, vocab_size).astype(jnp.float32))
     log_probs = log_probs.reshape(batch_size, beam_size, vocab_size)
     forced = lax.dynamic_index_in_dim(inputs, step, axis=1, keepdims=False)
     forced_log_probs = jnp.where(

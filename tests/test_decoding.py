@@ -232,6 +232,7 @@ def test_sampling_is_deterministic_given_the_rng_and_scores_what_it_samples():
   # Each sample's log-prob is the untempered log-likelihood of its decoded tokens
   # (with a trigram toy this also checks that the cache was expanded per sample).
   assert first[1, :, :2].tolist() == [[3, 4]] * 6
+  assert np.all(np.diff(np.asarray(first_scores), axis=1) >= 0)  # worst..best
   for row in range(batch):
     for k in range(6):
       tokens = np.asarray(first[row, k]).tolist()
