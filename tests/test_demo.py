@@ -4,8 +4,10 @@ import gin
 from launch import demo
 
 
-def test_demo_prints_examples_and_statistics(tmp_path, monkeypatch, capsys):
-  monkeypatch.setenv("IE_CACHE_DIR", str(tmp_path))
+def test_demo_prints_examples_and_statistics(tmp_path_factory, monkeypatch,
+                                            capsys):
+  monkeypatch.setenv("IE_CACHE_DIR",
+                     str(tmp_path_factory.getbasetemp() / "ie_cache"))
   monkeypatch.delenv("IE_DATA_DIR", raising=False)
   try:
     assert demo.main(["--split=test"]) == 0

@@ -77,6 +77,22 @@ def test_crossner_ai_validation_decodes_to_the_template_examples(ie_data_dir):
   assert task.num_input_examples("validation") == len(records)
 
 
+def test_relation_and_event_tasks_on_real_data(ie_data_dir):
+  re_examples = tasks.task_examples("ie_re_conll04_instructuie", "validation")
+  assert len(re_examples) == len(datasets.load_records("conll04", "validation"))
+  labels = json.loads(re_examples[0]["labels"])
+  assert set(labels) == {"work for", "kill", "organization in", "live in",
+                         "located in"}  # mapped from Work_For, OrgBased_In...
+  with_relations = [ex for ex in re_examples if ex["targets"] != " None"]
+  assert with_relations and all(
+      ex["targets"].split(":")[0].strip() in labels for ex in with_relations)
+  ee = tasks.task_examples("ie_ee_casie_instructuie", "validation")
+  events = [ex for ex in ee if json.loads(ex["gold"])]
+  assert events and all(ex["targets"].startswith(" (") for ex in events)
+  assert {r.split for r in datasets.load_records("casie", "validation")} == {
+      "validation"}
+
+
 def test_missing_dataset_names_the_path_and_how_to_prepare(tmp_path,
                                                           monkeypatch):
   monkeypatch.setenv("IE_DATA_DIR", str(tmp_path))

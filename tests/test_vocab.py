@@ -30,8 +30,9 @@ def test_train_command_on_a_dataset(tmp_path, monkeypatch, capsys):
   assert v.vocab_size == 200
 
 
-def test_get_vocabulary_follows_gin(tmp_path, monkeypatch):
-  monkeypatch.setenv("IE_CACHE_DIR", str(tmp_path / "cache"))
+def test_get_vocabulary_follows_gin(tmp_path_factory, monkeypatch):
+  cache = tmp_path_factory.getbasetemp() / "ie_cache"  # shared with other tests
+  monkeypatch.setenv("IE_CACHE_DIR", str(cache))
   try:
     gin.bind_parameter("ie_tasks.get_vocabulary.kind", "byt5")
     assert isinstance(tasks.VOCABULARY.resolved, seqio.ByteVocabulary)
@@ -39,7 +40,7 @@ def test_get_vocabulary_follows_gin(tmp_path, monkeypatch):
     v = tasks.VOCABULARY
     assert v.vocab_size == vocab.SAMPLE_VOCAB_SIZE
     assert os.path.dirname(vocab.sample_vocabulary_path()).startswith(
-        str(tmp_path / "cache"))
+        str(cache))
     gin.bind_parameter("ie_tasks.get_vocabulary.kind", "nonsense")
     with pytest.raises(ValueError, match="unknown kind"):
       vocab.get_vocabulary()
