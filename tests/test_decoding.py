@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -410,3 +411,68 @@ def test_helpers_expand_gather_and_skip_scalar_cache_leaves():
   cache = {"k": jnp.ones((2, 3)), "cache_index": jnp.array(7)}
   mapped = decoding.cache_map(lambda leaf: leaf * 2, cache)
   assert mapped["k"].tolist() == [[2.0] * 3] * 2 and int(mapped["cache_index"]) == 7
+
+
+# ---------------------------------------------------------------------------
+# A real flax KV cache (the "cache" collection a flax decoder keeps).
+# ---------------------------------------------------------------------------
+class TinyCausalDecoder(nn.Module):
+  """Embedding, one causal self-attention layer, LM head: history-dependent."""
+  vocab: int = 5
+
+  @nn.compact
+  def __call__(self, tokens, decode=False):
+    x = nn.Embed(self.vocab, 16)(tokens)
+    mask = None if decode else nn.make_causal_mask(tokens)
+    x = x + nn.MultiHeadDotProductAttention(
+        num_heads=2, qkv_features=16, decode=decode)(x, mask=mask)
+    logits = nn.Dense(self.vocab)(x)
+    return logits.at[..., 0].set(-1e9)  # never emit PAD
+
+
+def test_flax_kv_cache_decodes_like_rerunning_the_full_causal_model():
+  vocab, batch, length = 5, 2, 3
+  model = TinyCausalDecoder(vocab)
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, length), jnp.int32))["params"]
+  cache = model.init(jax.random.PRNGKey(0), jnp.zeros((batch, length), jnp.int32),
+                     decode=True)["cache"]
+
+  def tokens_to_logits(token_ids, cache):
+    logits, updated = model.apply({"params": params, "cache": cache}, token_ids,
+                                  decode=True, mutable=["cache"])
+    return logits[:, -1], updated["cache"]
+
+  full_forward = jax.jit(lambda fed: jax.nn.log_softmax(model.apply({"params": params}, fed)))
+
+  def full_log_probs(tokens):  # [n, V] log-probs of every position, no cache
+    return np.asarray(full_forward(jnp.asarray([[0] + list(tokens[:-1])], jnp.int32))[0])
+
+  def score(tokens, alpha):
+    n = tokens.index(EOS) + 1 if EOS in tokens else length
+    table = full_log_probs(tokens[:n])
+    return sum(table[t, tokens[t]] for t in range(n)) / ((5.0 + n) / 6.0) ** alpha
+
+  inputs = np.zeros((batch, length), np.int32)
+  inputs[1, 0] = 3
+  greedy, _ = decoding.temperature_sample(inputs, cache, tokens_to_logits, EOS,
+                                          temperature=0.0)
+  for row in range(batch):
+    tokens = []
+    for t in range(length):
+      token = int(inputs[row, t]) or int(np.argmax(full_log_probs(tokens + [0])[t]))
+      tokens.append(token)
+      if token == EOS:
+        break
+    assert greedy[row, 0].tolist() == tokens + [0] * (length - len(tokens))
+
+  # 16 beams are exhaustive here: the best must be the best of all sequences.
+  sequences, scores = decoding.beam_search(
+      inputs[:1], jax.tree_util.tree_map(lambda x: x[:1] if x.ndim else x, cache),
+      tokens_to_logits, EOS, num_decodes=16, alpha=0.6)
+  candidates = [list(body) + [EOS] for n in range(length)
+                for body in itertools.product(range(2, vocab), repeat=n)]
+  candidates += [list(s) for s in itertools.product(range(1, vocab), repeat=length)
+                 if EOS not in s[:-1]]
+  best = max(candidates, key=lambda s: score(s, 0.6))
+  assert sequences[0, -1].tolist() == best + [0] * (length - len(best))
+  np.testing.assert_allclose(scores[0, -1], score(best, 0.6), rtol=1e-4)
