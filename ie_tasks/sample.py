@@ -50,6 +50,13 @@ _PLACES = ("Paris", "Lagos", "Oslo", "Lima", "Kyoto", "Cairo", "Dublin",
            "Nairobi", "Seville", "Krakow", "Tbilisi", "Valletta", "Malmo")
 _HELD_OUT = 4  # entries at the end of each list used only in validation/test
 
+def _configurable(fn):
+  # `python -m ie_tasks.<module>` runs this file a second time as __main__;
+  # only the package's copy registers with gin (once), and main() uses it.
+  return fn if __name__ == "__main__" else gin.configurable(fn,
+                                                            module="ie_tasks")
+
+
 
 @dataclasses.dataclass
 class _Builder:
@@ -236,7 +243,7 @@ def generate_records(split: str, num: int | None = None,
   return records
 
 
-@gin.configurable(module="ie_tasks")
+@_configurable
 def cache_dir(path: str | None = None) -> str:
   """Where built artefacts (the sample, its vocabulary) live.
 
@@ -278,4 +285,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  from ie_tasks import sample as _package_copy  # the gin-registered module
+  _package_copy.main()

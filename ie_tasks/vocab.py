@@ -31,6 +31,13 @@ DEFAULT_SPM_PATH = "gs://t5-data/vocabs/cc_all.32000/sentencepiece.model"
 DEFAULT_EXTRA_IDS = 100
 SAMPLE_VOCAB_SIZE = 256
 
+def _configurable(fn):
+  # `python -m ie_tasks.<module>` runs this file a second time as __main__;
+  # only the package's copy registers with gin (once), and main() uses it.
+  return fn if __name__ == "__main__" else gin.configurable(fn,
+                                                            module="ie_tasks")
+
+
 
 def train_sentencepiece(texts: Iterable[str], output_prefix: str, *,
                         vocab_size: int, model_type: str = "unigram",
@@ -89,7 +96,7 @@ def sample_vocabulary_path() -> str:
   return prefix + ".model"
 
 
-@gin.configurable(module="ie_tasks")
+@_configurable
 def get_vocabulary(kind: str = "sentencepiece", path: str = DEFAULT_SPM_PATH,
                    extra_ids: int = DEFAULT_EXTRA_IDS) -> seqio.Vocabulary:
   """The vocabulary every task uses (see the module docstring)."""
@@ -224,4 +231,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  from ie_tasks import vocab as _package_copy  # the gin-registered module
+  _package_copy.main()

@@ -49,3 +49,21 @@ def test_get_vocabulary_follows_gin(tmp_path_factory, monkeypatch):
   default = vocab.get_vocabulary()
   assert default.sentencepiece_model_file == vocab.DEFAULT_SPM_PATH
   assert default.extra_ids == 100
+
+
+def test_module_command_runs(tmp_path_factory, tmp_path):
+  # `python -m ie_tasks.vocab` executes the file twice (package + __main__);
+  # gin must not see two configurables.
+  import subprocess
+  import sys
+  env = dict(os.environ, IE_CACHE_DIR=str(tmp_path_factory.getbasetemp() /
+                                          "ie_cache"))
+  done = subprocess.run(
+      [sys.executable, "-m", "ie_tasks.vocab", "train",
+       f"--output={tmp_path}/cli", "--datasets=sample",
+       "--formats=conversation", "--vocab_size=150",
+       "--max_examples_per_task=200"],
+      capture_output=True, text=True, env=env, timeout=120,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "150 pieces" in done.stdout
