@@ -59,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="extra runs allowed per measurement to replace busy ones")
   parser.add_argument("--busy_threshold", type=float, default=0.2,
                       help="cores used by other processes above which a run counts as busy")
+  parser.add_argument("--torch_threads", type=int, default=0,
+                      help="torch intra-op threads (0: torch's default, one per core). On a "
+                      "machine that other processes keep busy, 2 threads on 2 cores collapse "
+                      "(OpenMP barriers spin), so compare only quiet runs")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--results_dir", default=common.RESULTS_DIR)
   parser.add_argument("--name", default="decode_throughput")
@@ -83,10 +87,12 @@ def build_hf_folder(size: str, folder: str, seed: int) -> None:
 class HfDecoder:
   """`generate` on the HF model; exactly `new_tokens` tokens, EOS disabled."""
 
-  def __init__(self, folder: str, new_tokens: int):
+  def __init__(self, folder: str, new_tokens: int, threads: int = 0):
     import torch  # pylint: disable=g-import-not-at-top
     import transformers  # pylint: disable=g-import-not-at-top
     self.torch = torch
+    if threads:
+      torch.set_num_threads(threads)
     self.model = transformers.T5ForConditionalGeneration.from_pretrained(
         folder, dtype=torch.float32).eval()
     self.new_tokens = new_tokens
@@ -158,7 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if folder is None:
       folder = os.path.join(tmp, "hf_model")
       build_hf_folder(args.model_size, folder, args.seed)
-    ours, theirs = OurDecoder(folder, args.new_tokens), HfDecoder(folder, args.new_tokens)
+    ours, theirs = OurDecoder(folder, args.new_tokens), HfDecoder(folder, args.new_tokens, args.torch_threads)
   vocab = ours.config.vocab_size
   rng = np.random.default_rng(args.seed)
   rows = []
