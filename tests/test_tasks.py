@@ -176,3 +176,16 @@ def test_postprocess_and_metrics_score_gold_as_perfect():
     scores.update(fn(targets, empty))
   f1 = [v for k, v in scores.items() if k.endswith("f1") and "relation" in k]
   assert all(v < 100.0 for v in f1)
+
+
+@pytest.mark.parametrize("gin_file", sorted(
+    os.listdir(os.path.join(os.path.dirname(__file__), "..", "gin",
+                            "mixtures"))))
+def test_mixture_gin_files_parse_and_name_a_registered_mixture(gin_file):
+  root = os.path.join(os.path.dirname(__file__), "..", "gin")
+  gin.add_config_file_search_path(root)
+  gin.parse_config_file(os.path.join(root, "mixtures", gin_file))
+  name = gin.query_parameter("%MIXTURE_OR_TASK_NAME")
+  if hasattr(name, "scoped_configurable_fn"):  # @ie_tasks.define_mixture()
+    name = name.scoped_configurable_fn()
+  assert name in seqio.MixtureRegistry.names()
