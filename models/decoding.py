@@ -14,7 +14,10 @@ returns the logits of the next position given the token of the current one.
 The position lives in the cache (the flax "cache" collection keeps a scalar
 `cache_index`), so the decoding functions never pass it. Every cache leaf with
 ndim >= 1 must have the (flattened) batch as its leading dimension; scalar
-leaves (such as `cache_index`) are shared by all rows. The decoding functions
+leaves (such as `cache_index`) are shared by all rows. A model that scans over
+layers stacks its cache on a leading layers axis: pass `cache_offset=1`, and
+the batch is axis 1 of every leaf with ndim > 1 (the [layers] `cache_index`
+is shared), as in T5X. The decoding functions
 expand the cache for several samples or beams themselves; a model expands what
 its `tokens_to_logits` closes over (encoder outputs, masks) with
 `flat_batch_beam_expand`.
@@ -45,9 +48,12 @@ NEG_INF = np.float32(-1.0e7)
 # ---------------------------------------------------------------------------
 # Batch / beam helpers.
 # ---------------------------------------------------------------------------
-def flat_batch_beam_expand(x: jax.Array, beam_size: int) -> jax.Array:
-  """[B, ...] -> [B * beam_size, ...]; the copies of one example are adjacent."""
-  return jnp.repeat(x, beam_size, axis=0)
+def flat_batch_beam_expand(x: jax.Array, beam_size: int, offset: int = 0) -> jax.Array:
+  """[B, ...] -> [B * beam_size, ...]; the copies of one example are adjacent.
+
+  `offset` is the batch axis (1 for a cache stacked over scanned layers).
+  """
+  return jnp.repeat(x, beam_size, axis=offset)
 
 
 def unflatten_beam_dim(x: jax.Array, batch_size: int, beam_size: int) -> jax.Array:
@@ -65,13 +71,26 @@ def gather_beams(x: jax.Array, beam_indices: jax.Array) -> jax.Array:
   return jax.vmap(lambda rows, idx: rows[idx])(x, beam_indices)
 
 
-def cache_map(fn: Callable[[jax.Array], jax.Array], cache: PyTree) -> PyTree:
-  """Applies `fn` to every cache leaf that has a batch dimension (ndim >= 1).
+def cache_map(fn: Callable[[jax.Array], jax.Array], cache: PyTree,
+              cache_offset: int = 0) -> PyTree:
+  """Applies `fn` to every cache leaf that has a batch axis (ndim > cache_offset).
 
-  Scalar leaves (the shared `cache_index`) are returned untouched.
+  The others (the shared `cache_index`: a scalar, or [layers] under scan) are
+  returned untouched.
   """
   return jax.tree_util.tree_map(
-      lambda leaf: fn(leaf) if jnp.ndim(leaf) >= 1 else leaf, cache)
+      lambda leaf: fn(leaf) if jnp.ndim(leaf) > cache_offset else leaf, cache)
+
+
+def gather_cache_beams(cache: PyTree, beam_indices: jax.Array, batch_size: int,
+                       beam_size: int, cache_offset: int = 0) -> PyTree:
+  """Reorders a flattened [B * K] cache so row (b, k) holds beam beam_indices[b, k]."""
+  def gather(leaf):
+    leaf = jnp.moveaxis(leaf, cache_offset, 0)
+    leaf = flatten_beam_dim(gather_beams(
+        unflatten_beam_dim(leaf, batch_size, beam_size), beam_indices))
+    return jnp.moveaxis(leaf, 0, cache_offset)
+  return cache_map(gather, cache, cache_offset)
 
 
 def brevity_penalty(alpha: float, length: jax.Array) -> jax.Array:
@@ -157,6 +176,7 @@ def temperature_sample(
     topp: Any = 0.0,
     initial_index: Optional[jax.Array] = None,
     max_decode_steps: Optional[int] = None,
+    cache_offset: int = 0,
 ) -> Tuple[jax.Array, jax.Array]:
   """Greedy decoding (temperature 0) or sampling with temperature, top-k, top-p.
 
@@ -178,6 +198,7 @@ def temperature_sample(
       (a prefilled prompt); the token fed first is the one at initial_index - 1.
     max_decode_steps: decode at most this many positions from initial_index
       (static int <= L); later positions stay PAD.
+    cache_offset: the batch axis of cache leaves (1 for scanned layers).
 
   Returns:
     sequences [B, num_decodes, L] int32 (forced and decoded tokens, PAD after
@@ -202,7 +223,9 @@ def temperature_sample(
   if num_decodes > 1:
     inputs = flat_batch_beam_expand(inputs, num_decodes)
     start = flat_batch_beam_expand(start, num_decodes)
-    cache = cache_map(lambda x: flat_batch_beam_expand(x, num_decodes), cache)
+    cache = cache_map(
+        lambda x: flat_batch_beam_expand(x, num_decodes, cache_offset),
+        cache, cache_offset)
   rows = inputs.shape[0]
 
   columns = jnp.arange(length + 1, dtype=jnp.int32)[None, :]
@@ -278,6 +301,7 @@ def beam_search(
     num_decodes: int = 4,
     alpha: float = 0.6,
     max_decode_len: Optional[int] = None,
+    cache_offset: int = 0,
 ) -> Tuple[jax.Array, jax.Array]:
   """T5X-style beam search with the ((5 + length) / 6) ** alpha length penalty.
 
@@ -300,6 +324,7 @@ def beam_search(
     num_decodes: the beam size and the number of sequences returned.
     alpha: length penalty exponent; 0 ranks by the plain sum of log-probs.
     max_decode_len: optional static int <= L, the output length limit.
+    cache_offset: the batch axis of cache leaves (1 for scanned layers).
 
   Returns:
     sequences [B, num_decodes, L] sorted worst..best (the best is [:, -1]) as
@@ -311,7 +336,8 @@ def beam_search(
   batch_size, length = inputs.shape
   max_len = _check_length("max_decode_len", max_decode_len, length)
   beam_size = num_decodes
-  cache = cache_map(lambda x: flat_batch_beam_expand(x, beam_size), cache)
+  cache = cache_map(lambda x: flat_batch_beam_expand(x, beam_size, cache_offset),
+                    cache, cache_offset)
 
   # Only beam 0 is alive at first, so the first step does not pick copies.
   initial_log_probs = jnp.tile(
@@ -366,10 +392,8 @@ def beam_search(
         jnp.where(is_eos, NEG_INF, top_log_probs), beam_size)
     live_seqs = gather_beams(top_seqs, keep)
     source_beams = gather_beams(top_beams, keep)
-    new_cache = cache_map(
-        lambda x: flatten_beam_dim(gather_beams(
-            unflatten_beam_dim(x, batch_size, beam_size), source_beams)),
-        new_cache)
+    new_cache = gather_cache_beams(
+        new_cache, source_beams, batch_size, beam_size, cache_offset)
 
     # Finished: the old ones and those ending now (EOS, or at the limit).
     ends_now = (is_eos | (step + 1 >= max_len)) & (top_log_probs > NEG_INF / 2)

@@ -476,3 +476,25 @@ def test_flax_kv_cache_decodes_like_rerunning_the_full_causal_model():
   best = max(candidates, key=lambda s: score(s, 0.6))
   assert sequences[0, -1].tolist() == best + [0] * (length - len(best))
   np.testing.assert_allclose(scores[0, -1], score(best, 0.6), rtol=1e-4)
+
+
+def test_a_cache_stacked_over_scanned_layers_decodes_like_an_unstacked_one():
+  vocab, batch, length, layers = 6, 2, 4, 3
+  step, init_cache, _ = make_toy(vocab, seed=15, trigram=True)
+
+  def stacked_step(token_ids, cache):  # every layer holds the same toy cache
+    logits, layer0 = step(token_ids, jax.tree_util.tree_map(lambda x: x[0], cache))
+    return logits, jax.tree_util.tree_map(
+        lambda x: jnp.broadcast_to(x, (layers,) + x.shape), layer0)
+
+  stacked_cache = jax.tree_util.tree_map(
+      lambda x: jnp.broadcast_to(x, (layers,) + x.shape), init_cache(batch, length))
+  inputs = np.zeros((batch, length), np.int32)
+  inputs[0, 0] = 4
+  for search, options in ((decoding.beam_search, {"num_decodes": 3}),
+                          (decoding.temperature_sample, {"num_decodes": 3})):
+    flat = search(inputs, init_cache(batch, length), step, EOS, **options)
+    stacked = search(inputs, stacked_cache, stacked_step, EOS, cache_offset=1,
+                     **options)
+    np.testing.assert_array_equal(stacked[0], flat[0])
+    np.testing.assert_allclose(stacked[1], flat[1], rtol=1e-6)
