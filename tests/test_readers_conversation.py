@@ -74,7 +74,7 @@ def test_pile_ner_pairs_grouped_by_passage(shared_data):
   assert len({t for r in records for t in r.entity_types}) == 384
   by_id = {r.id: r for r in records}
   for line in lines[:200]:
-    record = by_id["pile_ner-validation-" +
+    record = by_id["pile_ner-" +
                    line["doc_question_pairID"].rsplit(":", 1)[0]]
     assert line["tagName"] in record.entity_types
     found = {e.text for e in record.entities if e.type == line["tagName"]}

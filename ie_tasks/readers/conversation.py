@@ -88,7 +88,7 @@ def _conversation_record(path: str, index: int, item: Any, dataset: str,
       answers.extend((pending_type, a) for a in
                      _answer_list(turn["value"], where, f"{field}.value"))
       pending_type = None
-  record = Record(id=f"{dataset}-{split}-{item_id}", text=passage,
+  record = Record(id=f"{dataset}-{item_id}", text=passage,
                   entities=locate_answers(passage, answers, stats),
                   dataset=dataset, split=split, entity_types=tuple(types))
   record.validate(path=path)
@@ -129,7 +129,9 @@ def read_pile_ner_pairs(path: str, *, dataset: str = "pile_ner", split: str,
   Lines `{"doc_question_pairID": "<passage id>:<k>", "tagName", "input",
   "output"}`; the passage id is the part before the last ':'. Records come in
   order of first appearance; `entity_types` lists the passage's asked types
-  in line order (negatives, `output == "[]"`, included).
+  in line order (negatives, `output == "[]"`, included). Ids are
+  `<dataset>-<passage id>`, independent of `split`, so callers can split
+  passages by a hash of the id.
   """
   passages: dict[str, dict] = collections.OrderedDict()
   with open(path, encoding="utf-8") as f:
@@ -154,7 +156,7 @@ def read_pile_ner_pairs(path: str, *, dataset: str = "pile_ner", split: str,
       passage["answers"].extend((pair["tagName"], a) for a in pair["spans"])
   records = []
   for passage_id, p in passages.items():
-    record = Record(id=f"{dataset}-{split}-{passage_id}", text=p["text"],
+    record = Record(id=f"{dataset}-{passage_id}", text=p["text"],
                     entities=locate_answers(p["text"], p["answers"], stats),
                     dataset=dataset, split=split,
                     entity_types=tuple(p["types"]))

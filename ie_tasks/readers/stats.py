@@ -55,8 +55,9 @@ class ReadStats:
                            ("repaired", self.repaired), ("noted", self.notes)):
       for reason, n in sorted(counter.items()):
         lines.append(f"  {title} {reason}: {n}")
-        for example in self.examples.get(reason, ()) if title != "noted" else ():
-          lines.append(f"    e.g. {example}")
+        if title != "noted":
+          lines.extend(f"    e.g. {example}"
+                       for example in self.examples.get(reason, ()))
     return "\n".join(lines)
 
 
