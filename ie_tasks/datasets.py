@@ -13,6 +13,9 @@ natural-language names the IE INSTRUCTIONS copies use (`misc` -> `else`,
 `organisation` -> `organization`, `RATINGS_AVERAGE` -> `average ratings`, ...),
 so a model sees the same label names whichever layout it was trained on.
 `sample` is the embedded default (`ie_tasks.sample`), built on first use.
+
+Optional TFDS source: with gin `ie_tasks.tfds_data_dir.path` set, datasets
+that have one of our TFDS builders are read from the prepared TFDS copy.
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ import hashlib
 import os
 import threading
 from typing import Any, Callable, Mapping, Sequence
+
+import gin
 
 from ie_tasks import paths
 from ie_tasks import records as rec
@@ -58,6 +63,7 @@ class DatasetSpec:
   reader_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   how_to_prepare: str = ""
   domain: str = ""
+  tfds_name: str | None = None  # our TFDS builder, when one exists
 
   @property
   def splits(self) -> tuple[str, ...]:
@@ -120,10 +126,7 @@ def _read_spert(spec: DatasetSpec, path: str, split: str) -> list[rec.Record]:
 
 def _read_casie(spec: DatasetSpec, path: str, split: str) -> list[rec.Record]:
   from ie_tasks.readers import casie
-  # The reader names its held-out document split "dev".
-  records = casie.read_casie(path, split="dev" if split == "validation"
-                             else split, dataset=spec.name)
-  return [dataclasses.replace(r, split=split) for r in records]
+  return casie.read_casie(path, split=split, dataset=spec.name)
 
 
 def _read_ie_instructions(spec: DatasetSpec, path: str,
@@ -188,7 +191,45 @@ def _rename(record: rec.Record, spec: DatasetSpec) -> rec.Record:
       event_types=names_(record.event_types, spec.event_types))
 
 
-_CACHE: dict[tuple[str, str, str], list[rec.Record]] = {}
+@gin.configurable(module="ie_tasks")
+def tfds_data_dir(path: str | None = None) -> str | None:
+  """Where prepared TFDS copies live (gin `ie_tasks.tfds_data_dir.path`).
+
+  None (default): read the raw files under the data root. When set, a
+  dataset with a TFDS builder (`DatasetSpec.tfds_name`) prepared there with
+  `python -m ie_tasks.tfds_builders.prepare` is read from TFDS instead.
+  """
+  return os.path.expanduser(path) if path else None
+
+
+def _tfds_records(spec: DatasetSpec, split: str) -> list[rec.Record] | None:
+  """Records from a prepared TFDS copy, or None when there is none."""
+  data_dir = tfds_data_dir()
+  if not data_dir or not spec.tfds_name:
+    return None
+  import tensorflow_datasets as tfds
+  from ie_tasks import tfds_builders
+  builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+  if not builder.is_prepared():
+    raise FileNotFoundError(
+        f"dataset {spec.name!r}: TFDS copy {spec.tfds_name!r} is not prepared "
+        f"in {data_dir!r} (gin ie_tasks.tfds_data_dir.path). To prepare it: "
+        f"python -m ie_tasks.tfds_builders.prepare --dataset={spec.tfds_name} "
+        f"--data_dir={data_dir} [--manual_dir=<data root>]")
+  tfds_split = "dev" if split == "validation" else split
+  ds = builder.as_dataset(split=tfds_split, shuffle_files=False)
+  records = [dataclasses.replace(tfds_builders.decode_record(ex), split=split)
+             for ex in tfds.as_numpy(ds)]
+  return sorted(records, key=_file_order)  # TFDS shuffles at preparation
+
+
+def _file_order(record: rec.Record) -> tuple:
+  """Sort key restoring file order from ids like `crossner_ai-dev-120`."""
+  head, _, tail = record.id.rpartition("-")
+  return (head, int(tail)) if tail.isdigit() else (record.id, -1)
+
+
+_CACHE: dict[tuple, list[rec.Record]] = {}
 _LOCK = threading.Lock()
 
 
@@ -199,16 +240,27 @@ def load_records(name: str, split: str) -> list[rec.Record]:
   """
   spec = get(name)
   path = spec.path(split)
-  key = (name, split, path)
+  key = (name, split, path, tfds_data_dir())
   with _LOCK:
     if key in _CACHE:
       return _CACHE[key]
+  from_tfds = _tfds_records(spec, split)
+  if from_tfds is not None:
+    records = [_rename(r, spec) for r in from_tfds]
+    with _LOCK:
+      _CACHE[key] = records
+    return records
   if spec.reader != "sample" and not os.path.exists(path):
     raise FileNotFoundError(
         f"dataset {name!r} split {split!r}: file not found: {path!r} (data "
         f"root {paths.data_dir()!r}, set by gin ie_tasks.data_dir.path or "
         f"${paths.ENV_VAR}). To prepare it: {spec.how_to_prepare}")
-  records = [_rename(r, spec) for r in _READERS[spec.reader](spec, path, split)]
+  # Readers (and the TFDS copies) call the held-out split "dev", as the files
+  # do; record ids keep that name, the records' split is seqio's name.
+  file_split = "dev" if split == "validation" and spec.reader != "sample" \
+      else split
+  records = [_rename(dataclasses.replace(r, split=split), spec)
+             for r in _READERS[spec.reader](spec, path, file_split)]
   with _LOCK:
     _CACHE[key] = records
   return records
@@ -302,7 +354,9 @@ def _register_defaults() -> None:
         entity_types=_mapped(types, CROSSNER_TYPE_MAP),
         type_map=CROSSNER_TYPE_MAP,
         how_to_prepare=_CROSSNER_HINT.format(domain=domain),
-        domain="news" if domain == "conll2003" else domain))
+        domain="news" if domain == "conll2003" else domain,
+        tfds_name="ie_conll2003" if domain == "conll2003" else
+        f"ie_crossner/{domain}"))
   for domain, type_map in MIT_TYPE_MAP.items():
     register(DatasetSpec(
         name=f"mit_{domain}", reader="bio",
@@ -315,7 +369,7 @@ def _register_defaults() -> None:
             f"groups.csail.mit.edu/sls/downloads/{domain}/) into "
             f"<data root>/mit/{domain}/train.txt and test.txt (tag column "
             "first, tab separated)"),
-        domain=domain))
+        domain=domain, tfds_name=f"ie_mit_{domain}"))
   register(DatasetSpec(
       name="conll04", reader="spert",
       files={s: f"conll04/conll04_{f}.json"
@@ -330,7 +384,7 @@ def _register_defaults() -> None:
           "download SpERT's CoNLL04 JSON (conll04_{train,dev,test}.json and "
           "conll04_types.json, e.g. `bash scripts/fetch_datasets.sh` in "
           "github.com/lavis-nlp/spert) into <data root>/conll04/"),
-      domain="news"))
+      domain="news", tfds_name="ie_conll04"))
   register(DatasetSpec(
       name="casie", reader="casie",
       files={s: "casie/annotation" for s in SPLITS},
@@ -338,7 +392,7 @@ def _register_defaults() -> None:
       how_to_prepare=(
           "clone github.com/Ebiquity/CASIE and copy data/annotation/ to "
           "<data root>/casie/annotation/"),
-      domain="cybersecurity"))
+      domain="cybersecurity", tfds_name="ie_casie"))
   register(DatasetSpec(
       name="pile_ner", reader="pile_ner",
       files={"train": "pile_ner_sample/slimer_validation.jsonl",

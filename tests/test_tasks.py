@@ -189,3 +189,17 @@ def test_mixture_gin_files_parse_and_name_a_registered_mixture(gin_file):
   if hasattr(name, "scoped_configurable_fn"):  # @ie_tasks.define_mixture()
     name = name.scoped_configurable_fn()
   assert name in seqio.MixtureRegistry.names()
+
+
+def test_records_from_a_prepared_tfds_copy_equal_the_files(ie_data_dir,
+                                                           tmp_path):
+  from ie_tasks.tfds_builders import prepare
+  prepare.prepare("ie_crossner/ai", data_dir=str(tmp_path),
+                  manual_dir=ie_data_dir)
+  from_files = datasets.load_records("crossner_ai", "validation")
+  gin.bind_parameter("ie_tasks.tfds_data_dir.path", str(tmp_path))
+  from_tfds = datasets.load_records("crossner_ai", "validation")
+  assert from_tfds == from_files
+  gin.bind_parameter("ie_tasks.tfds_data_dir.path", str(tmp_path / "none"))
+  with pytest.raises(FileNotFoundError, match="tfds_builders.prepare"):
+    datasets.load_records("crossner_ai", "test")
