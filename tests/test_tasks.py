@@ -203,3 +203,15 @@ def test_records_from_a_prepared_tfds_copy_equal_the_files(ie_data_dir,
   gin.bind_parameter("ie_tasks.tfds_data_dir.path", str(tmp_path / "none"))
   with pytest.raises(FileNotFoundError, match="tfds_builders.prepare"):
     datasets.load_records("crossner_ai", "test")
+
+
+def test_pile_ner_passages_split_into_disjoint_train_and_validation(
+    ie_data_dir):
+  train = datasets.load_records("pile_ner", "train")
+  validation = datasets.load_records("pile_ner", "validation")
+  assert train and validation and len(validation) < len(train) / 4
+  assert not {r.id for r in train} & {r.id for r in validation}
+  examples = tasks.task_examples("ie_ner_pile_ner_conversation", "validation")
+  assert "What describes" in examples[0]["inputs"]
+  assert not examples[0]["inputs"].startswith("Dataset:")  # open-type: no tag
+  assert any(ex["targets"] == "[]" for ex in examples)  # negatives asked
