@@ -43,7 +43,7 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=setuptools.find_packages(include=["ie_tasks", "ie_tasks.*", "models", "models.*", "launch", "launch.*"]),
-    package_data={"": ["*.gin"]},
+    package_data={"": ["*.gin"], "ie_tasks.tfds_builders": ["checksums.tsv"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
