@@ -25,6 +25,25 @@ from models import train_state as train_state_lib
 from models import utils
 
 Batch = Mapping[str, jax.Array]
+# Aux metrics that are counts: summed over microbatches, never averaged.
+_COUNT_METRICS = frozenset({"correct", "weight_sum", "num_tokens", "num_examples"})
+
+
+def _num_loss_tokens(batch: Batch) -> jax.Array:
+  weights = batch.get("decoder_loss_weights")
+  if weights is None:
+    weights = batch["decoder_target_tokens"] > 0
+  return jnp.sum(weights.astype(jnp.float32))
+
+
+def _microbatch_combination(model: Any) -> str:
+  """How microbatch losses add up to the full-batch loss, from the model's loss."""
+  factor = getattr(model, "loss_normalizing_factor", "NUM_REAL_TARGET_TOKENS")
+  if factor is None or isinstance(factor, (int, float)):
+    return "sum"
+  if factor == "NUM_REAL_TARGET_TOKENS":
+    return "token_weighted"
+  return "mean"
 
 
 def _split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
@@ -122,21 +141,37 @@ class Trainer:
     (_, aux_shape), _ = jax.eval_shape(grad_fn, params, first, rng)
     zeros = lambda t: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), t)
     carry0 = (jnp.zeros((), jnp.float32), zeros(aux_shape),
-              jax.tree.map(jnp.zeros_like, params))
+              jax.tree.map(jnp.zeros_like, params), jnp.zeros((), jnp.float32))
+    combine = _microbatch_combination(self.model)
 
     def body(carry, inputs):
-      loss_sum, aux_sum, grad_sum = carry
+      loss_sum, aux_sum, grad_sum, weight_sum = carry
       index, mb = inputs
       mb = {k: jax.lax.with_sharding_constraint(v, self.partitioner.sharding(batch_specs[k]))
             for k, v in mb.items()}
       (loss, aux), grads = grad_fn(params, mb, jax.random.fold_in(rng, index))
+      tokens = _num_loss_tokens(mb)
+      w = tokens if combine == "token_weighted" else jnp.float32(1.0)
+      # Losses combine like the loss; rates (accuracy) weight by tokens.
+      aux = {k: v if k in _COUNT_METRICS else v * (w if "loss" in k else tokens)
+             for k, v in dict(aux).items()}
       add = lambda a, b: jax.tree.map(jnp.add, a, b)
-      return (loss_sum + loss, add(aux_sum, aux), add(grad_sum, grads)), None
+      grads = jax.tree.map(lambda g: g * w, grads)
+      return (loss_sum + loss * w, add(aux_sum, aux), add(grad_sum, grads),
+              weight_sum + tokens), None
 
-    (loss, aux, grads), _ = jax.lax.scan(
+    (loss, aux, grads, total_tokens), _ = jax.lax.scan(
         body, carry0, (jnp.arange(self.num_microbatches), micro))
-    mean = lambda t: jax.tree.map(lambda x: x / self.num_microbatches, t)
-    return loss / self.num_microbatches, mean(aux), mean(grads)
+    # "sum": the full-batch loss is the sum of microbatch losses (T5X's
+    # default sum over tokens, or a constant factor); "token_weighted": per-
+    # token normalisation, so weight each microbatch by its loss tokens;
+    # "mean": per-sequence or other normalisation (equal-size microbatches).
+    norm = {"sum": 1.0, "token_weighted": jnp.maximum(total_tokens, 1.0),
+            "mean": float(self.num_microbatches)}[combine]
+    token_norm = jnp.maximum(total_tokens, 1.0)
+    aux = {k: v if k in _COUNT_METRICS else v / (norm if "loss" in k else token_norm)
+           for k, v in aux.items()}
+    return loss / norm, aux, jax.tree.map(lambda g: g / norm, grads)
 
   def _train_step(self, state: train_state_lib.TrainState, batch: Batch,
                   rng: jax.Array):

@@ -130,3 +130,49 @@ def test_standin_model_has_the_model_api():
   assert np.isfinite(loss) and 0.0 <= aux["accuracy"] <= 1.0
   out = model.predict_batch(params, batch)
   assert out.shape == batch["decoder_target_tokens"].shape
+
+
+# --- an in-memory seqio task (bytes vocabulary) for trainer/eval tests ---------
+COPY_TASK = "trainer_test_copy"
+_WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
+
+
+def _copy_examples(split: str, n: int) -> dict[str, list[str]]:
+  """inputs 'copy: w1 w2 w3', target 'w1' (a task a model can learn quickly)."""
+  r = np.random.RandomState({"train": 0, "validation": 1}[split])
+  inputs, targets = [], []
+  for _ in range(n):
+    words = [_WORDS[i] for i in r.randint(0, len(_WORDS), 3)]
+    inputs.append("copy: " + " ".join(words))
+    targets.append(words[0])
+  return {"inputs": inputs, "targets": targets}
+
+
+def _copy_metric(targets, predictions):
+  correct = float(np.mean([t == p for t, p in zip(targets, predictions)]))
+  return {"copy/toy/f1": correct, "copy/average/f1": correct}
+
+
+def register_copy_task() -> str:
+  import seqio
+  import tensorflow as tf
+  if COPY_TASK in seqio.TaskRegistry.names():
+    return COPY_TASK
+  sizes = {"train": 256, "validation": 16}
+
+  def dataset_fn(split, shuffle_files=False, seed=None):
+    return tf.data.Dataset.from_tensor_slices(_copy_examples(split, sizes[split]))
+
+  vocab = seqio.ByteVocabulary()
+  seqio.TaskRegistry.add(
+      COPY_TASK,
+      source=seqio.FunctionDataSource(dataset_fn, splits=list(sizes)),
+      preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos],
+      output_features={"inputs": seqio.Feature(vocab), "targets": seqio.Feature(vocab)},
+      postprocess_fn=lambda text, example=None, is_target=False: (
+          text.decode() if isinstance(text, bytes) else text),
+      metric_fns=[_copy_metric])
+  return COPY_TASK
+
+
+register_copy_task()
