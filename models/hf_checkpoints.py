@@ -81,11 +81,7 @@ class CheckpointMismatchError(ValueError):
 
 
 def _t5_config_class():
-  """Our T5Config; it lives in models/config.py (or models/network.py)."""
-  try:
-    from models.config import T5Config  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    from models.network import T5Config  # pylint: disable=g-import-not-at-top
+  from models.config import T5Config  # pylint: disable=g-import-not-at-top
   return T5Config
 
 
