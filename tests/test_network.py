@@ -46,12 +46,19 @@ def t5x_tiny_params(shared_data):
 
 
 def _init(config: T5Config, enc, dec_in, targets):
-  return Transformer(config).init(jax.random.PRNGKey(0), enc, dec_in, targets, enable_dropout=False)
+  init = jax.jit(lambda rng: Transformer(config).init(rng, enc, dec_in, targets, enable_dropout=False))
+  return init(jax.random.PRNGKey(0))
+
+
+def _abstract_init(config: T5Config, enc, dec_in, targets):
+  """Shapes and axis metadata only (no compute)."""
+  return jax.eval_shape(lambda: Transformer(config).init(
+      jax.random.PRNGKey(0), enc, dec_in, targets, enable_dropout=False))
 
 
 def test_param_tree_equals_the_real_t5x_checkpoint(t5x_tiny_params):
   enc, dec_in, targets = _batch(T5X_TINY.vocab_size)
-  ours = _flat_shapes(_init(T5X_TINY, enc, dec_in, targets)["params"])
+  ours = _flat_shapes(_abstract_init(T5X_TINY, enc, dec_in, targets)["params"])
   theirs = _flat_shapes(t5x_tiny_params)
   assert ours == theirs
   assert "decoder/relpos_bias/rel_embedding" in ours and ours["encoder/layers_0/attention/query/kernel"] == (8, 12)
@@ -74,7 +81,7 @@ def test_forward_pass_on_the_real_checkpoint_is_finite_and_deterministic(t5x_tin
 def test_every_param_has_logical_axis_names():
   enc, dec_in, targets = _batch(SMALL.vocab_size)
   for config in (SMALL, SMALL.replace(scan_layers=True)):
-    variables = _init(config, enc, dec_in, targets)
+    variables = _abstract_init(config, enc, dec_in, targets)
     specs = traverse_util.flatten_dict(nn.get_partition_spec(variables)["params"], sep="/")
     shapes = _flat_shapes(variables["params"])
     for name, spec in specs.items():
@@ -90,7 +97,7 @@ def test_every_param_has_logical_axis_names():
 def test_v1_0_layout_has_relu_mlp_and_tied_logits():
   config = SMALL.replace(mlp_activations=("relu",), logits_via_embedding=True)
   enc, dec_in, targets = _batch(config.vocab_size)
-  shapes = _flat_shapes(_init(config, enc, dec_in, targets)["params"])
+  shapes = _flat_shapes(_abstract_init(config, enc, dec_in, targets)["params"])
   assert "encoder/layers_0/mlp/wi/kernel" in shapes and "encoder/layers_0/mlp/wi_0/kernel" not in shapes
   assert not any("logits_dense" in k for k in shapes)
 
@@ -179,11 +186,11 @@ def test_packed_sequences_do_not_see_each_other():
       decoder_segment_ids=np.array([[1, 1, 1, 2, 2, 0]]))
   params = nn.unbox(_init(SMALL, *(jnp.asarray(packed[k]) for k in (
       "encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens")))["params"])
-  logits = module.apply({"params": params}, packed["encoder_input_tokens"], packed["decoder_input_tokens"],
-                        packed["decoder_target_tokens"], packed["encoder_segment_ids"],
-                        packed["decoder_segment_ids"], enable_dropout=False)
-  alone_a = module.apply({"params": params}, enc_a[None], shift(tgt_a)[None], tgt_a[None], enable_dropout=False)
-  alone_b = module.apply({"params": params}, enc_b[None], shift(tgt_b)[None], tgt_b[None], enable_dropout=False)
+  apply = jax.jit(lambda *args: module.apply({"params": params}, *args, enable_dropout=False))
+  logits = apply(packed["encoder_input_tokens"], packed["decoder_input_tokens"],
+                 packed["decoder_target_tokens"], packed["encoder_segment_ids"], packed["decoder_segment_ids"])
+  alone_a = apply(enc_a[None], shift(tgt_a)[None], tgt_a[None])
+  alone_b = apply(enc_b[None], shift(tgt_b)[None], tgt_b[None])
   np.testing.assert_allclose(logits[0, :3], alone_a[0], rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(logits[0, 3:5], alone_b[0], rtol=1e-5, atol=1e-5)
 
@@ -196,24 +203,24 @@ def test_scan_and_remat_give_the_same_numbers():
   assert stacked["encoder"]["layers"]["attention"]["query"]["kernel"].shape == (2, 16, 8)
   jax.tree_util.tree_map(np.testing.assert_array_equal, unstack_layers(stacked, config), params)
 
-  def loss(p, cfg, dropout):
-    logits = Transformer(cfg).apply({"params": p}, enc, dec_in, targets, enable_dropout=dropout,
-                                    rngs={"dropout": jax.random.PRNGKey(3)})
-    return jnp.mean(jax.nn.log_softmax(logits)[..., 3])
+  def loss_and_grad(p, cfg, dropout):
+    def loss(p):
+      logits = Transformer(cfg).apply({"params": p}, enc, dec_in, targets, enable_dropout=dropout,
+                                      rngs={"dropout": jax.random.PRNGKey(3)})
+      return jnp.mean(jax.nn.log_softmax(logits)[..., 3])
+    return jax.jit(jax.value_and_grad(loss))(p)
 
-  plain = jax.value_and_grad(loss)(params, config, False)
-  scanned = jax.value_and_grad(loss)(stacked, config.replace(scan_layers=True), False)
+  plain = loss_and_grad(params, config, False)
+  scanned = loss_and_grad(stacked, config.replace(scan_layers=True), False)
   np.testing.assert_allclose(scanned[0], plain[0], rtol=1e-5)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                          unstack_layers(scanned[1], config), plain[1])
   # Remat recomputes the forward pass (dropout included) bit-compatibly.
-  for policy in ("full", "minimal"):
-    for scan in (False, True):
-      p = stacked if scan else params
-      ref = jax.value_and_grad(loss)(p, config.replace(scan_layers=scan), True)
-      got = jax.value_and_grad(loss)(p, config.replace(scan_layers=scan, remat_policy=policy), True)
-      np.testing.assert_allclose(got[0], ref[0], rtol=1e-5)
-      jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), got[1], ref[1])
+  scanned_config = config.replace(scan_layers=True)
+  ref = loss_and_grad(stacked, scanned_config, True)
+  got = loss_and_grad(stacked, scanned_config.replace(remat_policy="full"), True)
+  np.testing.assert_allclose(got[0], ref[0], rtol=1e-5)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), got[1], ref[1])
 
 
 def test_bfloat16_activations_keep_float32_params_and_logits():
@@ -221,7 +228,8 @@ def test_bfloat16_activations_keep_float32_params_and_logits():
   enc, dec_in, targets = _batch(config.vocab_size)
   variables = _init(config, enc, dec_in, targets)
   assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(nn.unbox(variables)))
-  logits = Transformer(config).apply(nn.unbox(variables), enc, dec_in, targets, enable_dropout=False)
-  full = Transformer(SMALL).apply(nn.unbox(variables), enc, dec_in, targets, enable_dropout=False)
+  run = lambda cfg: jax.jit(lambda v: Transformer(cfg).apply(v, enc, dec_in, targets, enable_dropout=False))(
+      nn.unbox(variables))
+  logits, full = run(config), run(SMALL)
   assert logits.dtype == jnp.float32
   np.testing.assert_allclose(logits, full, atol=0.1)
