@@ -103,9 +103,10 @@ class CheckpointManager:
     return list(self._manager.all_steps())
 
   def save(self, state: Any, data_state: Mapping[str, Any], *,
-           metrics: Mapping[str, float] | None = None, force: bool = False) -> bool:
+           step: int | None = None, metrics: Mapping[str, float] | None = None,
+           force: bool = False) -> bool:
     """Saves if the period says so (or `force`); returns whether it started."""
-    step = int(jax.device_get(state.step))
+    step = int(jax.device_get(state.step)) if step is None else int(step)
     if step in self._manager.all_steps():
       return False
     saved = self._manager.save(
@@ -198,10 +199,16 @@ def checkpoint_kind(path: str) -> str:
         f"expected one of ours ('{STATE_ITEM}/' in a step dir, or a run dir "
         f"with 'checkpoints/'), a T5X checkpoint dir (a 'checkpoint' file) or "
         f"a Hugging Face folder ('config.json' + weights); found {sorted(names)[:12]}")
-  if p.name == "checkpoint":
-    return "t5x"
+  if p.name == "checkpoint" or _is_msgpack_map(p):
+    return "t5x"  # T5X's legacy single-file (msgpack) checkpoint
   raise CheckpointError(f"INITIAL_CHECKPOINT_PATH {path!r} is a file, not a "
                         f"T5X 'checkpoint' file or a checkpoint directory")
+
+
+def _is_msgpack_map(p: epath.Path) -> bool:
+  with p.open("rb") as f:
+    first = f.read(1)
+  return bool(first) and (0x80 <= first[0] <= 0x8F or first[0] in (0xDE, 0xDF))
 
 
 def _our_step_dir(path: str) -> str:
