@@ -133,3 +133,14 @@ def test_scanned_model_decodes_like_the_unscanned_one(model_and_params):
   batch = _features(PAIRS, 8, 6)
   np.testing.assert_array_equal(scanned.predict_batch(stack_layers(params, CONFIG), batch),
                                 model.predict_batch(params, batch))
+
+
+def test_beam_search_with_one_beam_and_no_length_penalty_is_greedy(model_and_params):
+  model, params = model_and_params
+  batch = _features(PAIRS, 8, 6)
+  greedy = model.predict_batch(params, batch)
+  beams, aux = model.predict_batch_with_aux(params, batch, method="beam", num_decodes=3,
+                                            return_all_decodes=True)
+  assert beams.shape == (2, 3, 6) and aux["scores"].shape == (2, 3)
+  one_beam = model.predict_batch(params, batch, method="beam", num_decodes=1, decoder_params={"alpha": 0.0})
+  np.testing.assert_array_equal(one_beam, greedy)
