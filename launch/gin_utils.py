@@ -18,7 +18,7 @@ import gin
 import jax
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_SEARCH_PATHS = (REPO_ROOT, os.path.join(REPO_ROOT, "gin"))
+DEFAULT_SEARCH_PATHS = (os.path.join(REPO_ROOT, "gin"), REPO_ROOT)
 
 
 def define_flags() -> None:
@@ -27,7 +27,8 @@ def define_flags() -> None:
     return
   flags.DEFINE_multi_string("gin_file", [], "Gin config files, in order.")
   flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g. 'X = 1'.")
-  flags.DEFINE_list("gin_search_paths", ["."], "Where gin files and includes are looked up.")
+  flags.DEFINE_list("gin_search_paths", [], "Where gin files and includes are looked "
+                    "up (before the repository's gin/ folder and root).")
   flags.DEFINE_string("coordinator_address", None,
                       "host:port of process 0 for multi-host jobs "
                       "(or $JAX_COORDINATOR_ADDRESS).")
@@ -53,8 +54,12 @@ def rewrite_gin_args(args: Sequence[str]) -> list[str]:
 
 
 def parse_gin_flags(gin_search_paths: Sequence[str], gin_files: Sequence[str],
-                    gin_bindings: Sequence[str], finalize: bool = True) -> None:
-  """Adds search paths, parses files then bindings (later ones win)."""
+                    gin_bindings: Sequence[str], finalize: bool = False) -> None:
+  """Adds search paths, parses files then bindings (later ones win).
+
+  The config is not locked by default: some modules (e.g. the data side's
+  sample builder) register gin configurables lazily, on first use.
+  """
   for path in list(gin_search_paths) + list(DEFAULT_SEARCH_PATHS):
     gin.add_config_file_search_path(os.path.abspath(path))
   gin.parse_config_files_and_bindings(list(gin_files), list(gin_bindings),
@@ -131,6 +136,8 @@ def run(main: Callable[[Sequence[str]], None]) -> None:
 def setup_from_flags() -> None:
   """Multi-host init + gin parsing from the shared flags (call inside main)."""
   f = flags.FLAGS
+  if not f["verbosity"].present:  # orbax/seqio INFO lines drown the progress lines
+    logging.set_verbosity(logging.WARNING)
   initialize_distributed(f.distributed, f.coordinator_address, f.num_processes,
                          f.process_id)
   parse_gin_flags(f.gin_search_paths, f.gin_file, f.gin_bindings)

@@ -146,8 +146,9 @@ def train(*,
     data_state["batches_consumed"] = int(data_state["batches_consumed"]) + 1
     if step == start_step + 1:
       jax.block_until_ready(metrics)
-      logging.info("First step (compile + run) took %.1fs",
-                   time.perf_counter() - compile_start)
+      if jax.process_index() == 0:
+        print(f"step {step}: first step (compile + run) took "
+              f"{time.perf_counter() - compile_start:.1f}s", flush=True)
       logger.start(step)
     elif step % log_period == 0 or step == total_steps:
       logger.log(step, metrics)
@@ -168,7 +169,7 @@ def train(*,
     manager.wait_until_finished()
     manager.close()
   watcher.restore_handlers()
-  gin_utils.write_operative_config(model_dir) if gin.config_is_locked() else None
+  gin_utils.write_operative_config(model_dir)
   logger.flush()
   logger.close()
   return state, {"history": logger.history, "eval": eval_results,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import threading
 from typing import Any, Mapping
@@ -192,7 +193,7 @@ def checkpoint_kind(path: str) -> str:
     if STATE_ITEM in names or "checkpoints" in names or any(
         n.isdigit() and (p / n / STATE_ITEM).exists() for n in names):
       return "ours"
-    if "checkpoint" in names:
+    if "checkpoint" in names or any(re.fullmatch(r"checkpoint_\d+", n) for n in names):
       return "t5x"
     raise CheckpointError(
         f"INITIAL_CHECKPOINT_PATH {path!r} is not a checkpoint this trainer reads: "
@@ -211,7 +212,7 @@ def _is_msgpack_map(p: epath.Path) -> bool:
   return bool(first) and (0x80 <= first[0] <= 0x8F or first[0] in (0xDE, 0xDF))
 
 
-def _our_step_dir(path: str) -> str:
+def our_step_dir(path: str) -> str:
   p = epath.Path(path)
   if (p / "checkpoints").exists():
     p = p / "checkpoints"
@@ -275,7 +276,7 @@ def load_initial_params(path: str, abstract_params: Any, shardings: Any,
   kind = checkpoint_kind(path)
   logging.info("Loading initial params (%s checkpoint) from %s", kind, path)
   if kind == "ours":
-    step_dir = _our_step_dir(path)
+    step_dir = our_step_dir(path)
     abstract = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
         abstract_params, shardings)
@@ -288,12 +289,15 @@ def load_initial_params(path: str, abstract_params: Any, shardings: Any,
             partial_restore=True))
     check_params_match(restored["params"], abstract_params, path, strict)
     return restored["params"]
+  from models import t5x_checkpoints
   if kind == "t5x":
-    from models import t5x_checkpoints  # written by the network helper
-    found = t5x_checkpoints.load_t5x_params(path)
+    found = t5x_checkpoints.load_t5x_checkpoint(path)
   else:
     from models import hf_checkpoints
     _, found = hf_checkpoints.load_hf_checkpoint(path)
-  found = found.get("params", found) if isinstance(found, Mapping) else found
+  try:  # names, shapes, dtypes; stacks layers for a scanned model
+    found = t5x_checkpoints.restore_into(abstract_params, found)
+  except ValueError as e:
+    raise CheckpointError(f"{kind} checkpoint {path!r}: {e}") from e
   check_params_match(found, abstract_params, path, strict)
   return _place(found, abstract_params, shardings)

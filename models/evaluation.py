@@ -9,7 +9,8 @@ metrics, per dataset and averaged). Writes into `<output_dir>/eval/`:
   metrics_<split>_step<N>.md     the same as markdown tables
   predictions/<task>_<split>_step<N>.jsonl  input, target, prediction and
                                             the parsed structures per example
-The headline `average/f1` is the mean over tasks of each task's F1 averaged
+F1 values are in percent (0-100), as the IE metrics report them. The
+headline `average/f1` is the mean over tasks of each task's F1 averaged
 over its datasets and structure families (entity, relation, event ...).
 """
 from __future__ import annotations
@@ -144,8 +145,11 @@ class Evaluator:
 
   # --- scoring ------------------------------------------------------------------------
   def evaluate(self, model: Any, params: Any, partitioner: Any, step: int,
-               output_dir: str | None = None) -> dict[str, float]:
-    """Decodes every task, scores it, writes the reports; returns flat metrics."""
+               output_dir: str | None = None, score: bool = True) -> dict[str, float]:
+    """Decodes every task, scores it, writes the reports; returns flat metrics.
+
+    With `score=False` (inference) only the predictions are written.
+    """
     start = time.perf_counter()
     per_task: dict[str, dict[str, float]] = {}
     for task_name, (examples, features) in self._examples().items():
@@ -161,7 +165,7 @@ class Evaluator:
         predictions.append(task.postprocess_fn(text, example=ex, is_target=False)
                            if task.postprocess_fn else text)
       metrics: dict[str, float] = {}
-      for fn in task.predict_metric_fns:
+      for fn in task.predict_metric_fns if score else ():
         metrics.update({k: float(v) for k, v in fn(targets, predictions).items()})
       metrics["num_examples"] = float(len(examples))
       per_task[task_name] = metrics
@@ -173,7 +177,7 @@ class Evaluator:
     flat.update({f"average/{k}": v for k, v in summary["average"].items()})
     logging.info("Eval at step %d took %.1fs: average F1 %.4f", step,
                  time.perf_counter() - start, summary["average"].get("f1", float("nan")))
-    if output_dir and jax.process_index() == 0:
+    if output_dir and score and jax.process_index() == 0:
       write_reports(output_dir, self.split, step, per_task, summary)
     return flat
 
@@ -220,18 +224,18 @@ def summarize(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
 def markdown_report(split: str, step: int, per_task: Mapping[str, Mapping[str, float]],
                     summary: Mapping[str, Any]) -> str:
   lines = [f"# Evaluation on `{split}` at step {step}", "",
-           f"Average F1 over tasks: **{100 * summary['average'].get('f1', float('nan')):.2f}**",
+           f"Average F1 over tasks: **{summary['average'].get('f1', float('nan')):.2f}**",
            "", "| task | examples | F1 |", "|---|---:|---:|"]
   for task, metrics in per_task.items():
     f1 = summary["task_f1"].get(task)
     lines.append(f"| {task} | {int(metrics.get('num_examples', 0))} | "
-                 f"{'' if f1 is None else f'{100 * f1:.2f}'} |")
+                 f"{'' if f1 is None else f'{f1:.2f}'} |")
   families = sorted({f for fams in summary["per_dataset"].values() for f in fams})
   if families:
     lines += ["", "| dataset | " + " | ".join(f"{f} F1" for f in families) + " |",
               "|---|" + "---:|" * len(families)]
     for dataset, fams in sorted(summary["per_dataset"].items()):
-      cells = [f"{100 * fams[f]:.2f}" if f in fams else "" for f in families]
+      cells = [f"{fams[f]:.2f}" if f in fams else "" for f in families]
       lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
@@ -252,9 +256,9 @@ def write_reports(output_dir: str, split: str, step: int,
 
 def format_console_summary(step: int, flat: Mapping[str, float]) -> str:
   """One block for the console: average F1 and each task's/dataset's F1."""
-  lines = [f"eval step {step} | average F1 {100 * flat.get('average/f1', float('nan')):.2f}"]
+  lines = [f"eval step {step} | average F1 {flat.get('average/f1', float('nan')):.2f}"]
   for key, value in sorted(flat.items()):
     m = re.match(r"^(.+?)/([^/]+)/([^/]+)/f1$", key)
     if m and not key.startswith("average/") and "uniner/" not in key:
-      lines.append(f"  {m.group(1)} {m.group(2)}/{m.group(3)} F1 {100 * value:.2f}")
+      lines.append(f"  {m.group(1)} {m.group(2)}/{m.group(3)} F1 {value:.2f}")
   return "\n".join(lines)

@@ -7,7 +7,6 @@ and optimizer state are donated, so a step updates them in place.
 """
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any, Callable, Mapping
 
@@ -62,6 +61,16 @@ def _split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
   return jax.tree.map(split, dict(batch))
 
 
+def abstract_params_and_shardings(model: Any, partitioner: partitioning_lib.Partitioner,
+                                  input_shapes: Mapping[str, tuple]) -> tuple[Any, Any]:
+  """The model's params as ShapeDtypeStructs and their NamedShardings."""
+  def init(rng):
+    return model.get_initial_variables(rng, dict(input_shapes))["params"]
+  with partitioner.activation_context():
+    boxed = jax.eval_shape(init, jax.random.key(0))
+  return nn.meta.unbox(boxed), partitioner.variables_shardings(boxed)
+
+
 class Trainer:
   """Builds the sharded train state and the compiled train/eval steps.
 
@@ -92,12 +101,8 @@ class Trainer:
                      ) -> tuple[train_state_lib.TrainState, train_state_lib.TrainState]:
     """(abstract state, its shardings) without allocating anything."""
     p = self.partitioner
-    with p.activation_context():
-      boxed = jax.eval_shape(
-          functools.partial(self._initial_params, input_shapes=input_shapes),
-          jax.random.key(0))
-    params_shardings = p.variables_shardings(boxed)
-    abstract_params = nn.meta.unbox(boxed)
+    abstract_params, params_shardings = abstract_params_and_shardings(
+        self.model, p, input_shapes)
     abstract_opt = jax.eval_shape(self.optimizer.tx.init, abstract_params)
     opt_shardings = p.optimizer_state_shardings(abstract_opt, abstract_params,
                                                 params_shardings)

@@ -149,7 +149,7 @@ def _copy_examples(split: str, n: int) -> dict[str, list[str]]:
 
 
 def _copy_metric(targets, predictions):
-  correct = float(np.mean([t == p for t, p in zip(targets, predictions)]))
+  correct = 100.0 * float(np.mean([t == p for t, p in zip(targets, predictions)]))
   return {"copy/toy/f1": correct, "copy/average/f1": correct}
 
 
