@@ -129,10 +129,13 @@ class Evaluator:
     n = len(features["encoder_input_tokens"])
     outputs = []
     sharding = partitioner.batch_sharding(2)
-    for start in range(0, n, self.batch_size):
-      chunk = {k: v[start:start + self.batch_size] for k, v in features.items()}
+    # The batch must split evenly over the data axis: round it up (padding).
+    ways = batch_ways(partitioner)
+    batch_size = -(-self.batch_size // ways) * ways
+    for start in range(0, n, batch_size):
+      chunk = {k: v[start:start + batch_size] for k, v in features.items()}
       valid = len(chunk["encoder_input_tokens"])
-      padded = {k: np.pad(v, ((0, self.batch_size - valid), (0, 0)))
+      padded = {k: np.pad(v, ((0, batch_size - valid), (0, 0)))
                 for k, v in chunk.items()}
       batch = {k: jax.make_array_from_callback(v.shape, sharding, lambda i, v=v: v[i])
                for k, v in padded.items()}
@@ -195,6 +198,16 @@ class Evaluator:
             "prediction": text,
             "parsed_target": target,
             "parsed_prediction": pred}), ensure_ascii=False) + "\n")
+
+
+def batch_ways(partitioner: Any) -> int:
+  """Into how many pieces the mesh splits the batch dimension."""
+  spec = partitioner.batch_spec(2)
+  axes = spec[0] if len(spec) else None
+  if axes is None:
+    return 1
+  axes = (axes,) if isinstance(axes, str) else axes
+  return int(np.prod([partitioner.mesh.shape[a] for a in axes]))
 
 
 def summarize(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
