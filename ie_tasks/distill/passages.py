@@ -28,7 +28,9 @@ PAPER_MAX_TOKENS = 256
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets)
 # before whitespace; a line break always ends one.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+|\n+")
+_CLOSERS = "[\"'\u201d\u2019)\\]]"
+_SENTENCE_END = re.compile(
+    rf"(?<=[.!?])\s+|(?<=[.!?]{_CLOSERS})\s+|(?<=[.!?]{_CLOSERS}{{2}})\s+|\n+")
 _SPACE = re.compile(r"\s+")
 
 TokenCounter = Callable[[str], int]
@@ -60,7 +62,11 @@ def split_sentences(text: str) -> list[str]:
 
 def _split_long_sentence(sentence: str, max_tokens: int,
                          count: TokenCounter) -> Iterator[str]:
-  """A sentence over the limit is cut between words (no boundary is better)."""
+  """A sentence over the limit is cut between words (no boundary is better).
+
+  A single word longer than the limit stays whole (whitespace is the finest
+  cut this module makes).
+  """
   words, chunk = sentence.split(), []
   for word in words:
     if chunk and count(" ".join(chunk + [word])) > max_tokens:
@@ -77,6 +83,9 @@ def split_passages(text: str, max_tokens: int = PAPER_MAX_TOKENS,
   """Greedily packs whole sentences into passages of <= max_tokens tokens."""
   if max_tokens < 1:
     raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+  # Whitespace counts add up exactly; a subword vocabulary's may not (pieces
+  # can merge across the joining space), so those count the joined passage.
+  additive = count_tokens is whitespace_token_count
   current: list[str] = []
   current_tokens = 0
   for sentence in split_sentences(text):
@@ -85,14 +94,13 @@ def split_passages(text: str, max_tokens: int = PAPER_MAX_TOKENS,
               list(_split_long_sentence(sentence, max_tokens, count_tokens)))
     for piece in pieces:
       n = count_tokens(piece) if len(pieces) > 1 else n
-      if current and current_tokens + n > max_tokens:
+      total = (current_tokens + n if additive or not current else
+               count_tokens(" ".join(current + [piece])))
+      if current and total > max_tokens:
         yield " ".join(current)
-        current, current_tokens = [], 0
+        current, total = [], n
       current.append(piece)
-      # Counting the joined text would be exact for subword vocabularies but
-      # quadratic; sentence counts add up closely enough and never undercount
-      # whitespace tokens.
-      current_tokens += n
+      current_tokens = total
   if current:
     yield " ".join(current)
 
