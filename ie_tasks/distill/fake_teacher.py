@@ -71,8 +71,14 @@ class GoldLookup:
         found.append((position, text))
     if not found:
       return None
+    # Left to right, longest first; a gold sentence that only occurs inside
+    # another one found here ("Yes ." in a longer sentence) adds nothing.
     pairs: list[tuple[str, str]] = []
-    for _, text in sorted(found):
+    covered_to = -1
+    for position, text in sorted(found, key=lambda f: (f[0], -len(f[1]))):
+      if position + len(text) <= covered_to:
+        continue
+      covered_to = max(covered_to, position + len(text))
       pairs.extend(p for p in self._answers[text] if p not in pairs)
     return pairs
 
@@ -232,7 +238,8 @@ class FakeTeacher:
       self.counts.authorization.add(bool(auth))
     faults = self.faults
     delay = faults.delay_s
-    if faults.slow_rate and faults.draw(passage, attempt, "slow") < faults.slow_rate:
+    if (faults.slow_rate and attempt <= faults.max_faults_per_passage and
+        faults.draw(passage, attempt, "slow") < faults.slow_rate):
       delay += faults.slow_delay_s
     if delay:
       await asyncio.sleep(delay)
