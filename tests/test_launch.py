@@ -74,6 +74,32 @@ def test_train_sh_refuses_a_local_model_dir_on_a_tpu_pod():
   assert result.returncode == 2 and "--zone" in result.stderr
 
 
+PARSE_ONLY = """
+import sys, gin, __main__
+from launch import gin_utils, train, eval as eval_lib, infer
+for name, fn in [("train", train.train), ("evaluate", eval_lib.evaluate), ("infer", infer.infer)]:
+  setattr(__main__, name, fn)
+  gin.configurable(fn)
+for gin_file in sys.argv[1:]:
+  gin_utils.parse_gin_flags([], [gin_file], ["DROPOUT_RATE = 0.25"])
+  print(gin.query_parameter("%MIXTURE_OR_TASK_NAME"), gin.query_parameter("%TASK_FEATURE_LENGTHS"),
+        gin.query_parameter("config.T5Config.emb_dim"), gin.query_parameter("config.T5Config.vocab_size"),
+        gin.query_parameter("%DROPOUT_RATE"), gin.query_parameter("config.T5Config.dropout_rate"))
+  gin.clear_config()
+"""
+
+
+def test_local_gin_files_compose_model_run_and_mixture():
+  files = ["gin/local/default.gin", "gin/local/eval.gin", "gin/local/infer.gin"]
+  out = subprocess.run([sys.executable, "-c", PARSE_ONLY, *files], cwd=REPO, check=True,
+                       capture_output=True, text=True).stdout.splitlines()
+  # Mixture and lengths from gin/mixtures, the small model of gin/local/model.gin
+  # on the 256-id vocabulary, and DROPOUT_RATE reaching the network config.
+  expected = "ie_sample_default {'inputs': 192, 'targets': 96} 128 256 0.25 %DROPOUT_RATE"
+  assert out == [expected] * 3
+
+
+@pytest.mark.slow
 def test_train_then_eval_from_the_command_line(tmp_path):
   """The embedded default, shrunk to 2 steps: config, checkpoint, eval reports."""
   model_dir = tmp_path / "run"
