@@ -8,11 +8,11 @@ r"""UniversalNER-style distillation from the command line.
       --passages=/tmp/d/passages.jsonl --output=/tmp/d/annotations.jsonl \
       --base_url=https://api.openai.com/v1 --model=gpt-3.5-turbo-0301 \
       --concurrency=16 --price_prompt_per_1k=0.0015 --price_completion_per_1k=0.002
-  # 3. answers -> cleaned dataset; 4. prepare it for the tasks
+  # 3. answers -> cleaned dataset dir (records.jsonl, type_counts.json, report.json)
   python -m launch.distill clean --annotations=/tmp/d/annotations.jsonl \
       --output_dir=/tmp/d/clean --dataset=my_distilled
-  python -m launch.distill prepare --clean_dir=/tmp/d/clean --output_dir=/tmp/d/data \
-      --dataset=my_distilled
+  # 4. register its seqio tasks, check they read it, print the gin flags
+  python -m launch.distill prepare --clean_dir=/tmp/d/clean --dataset=my_distilled
   # or all at once
   python -m launch.distill all --input=corpus.txt --work_dir=/tmp/d --dataset=my_distilled ...
 
@@ -149,10 +149,38 @@ def run_clean(args: argparse.Namespace, annotations: str,
 
 
 def run_prepare(args: argparse.Namespace, clean_dir: str,
-                output_dir: str) -> object:
-  from ie_tasks.distill import write
-  result = write.prepare_dataset(clean_dir, output_dir, dataset=args.dataset)
-  print(f"prepared {args.dataset} in {output_dir}: {result}", flush=True)
+                output_dir: str | None) -> dict:
+  """Registers the cleaned dataset's seqio tasks and checks they yield examples.
+
+  The cleaned directory is already the dataset (records.jsonl +
+  type_counts.json); this step makes sure the conversation tasks read it and
+  prints the gin flags that train on it.
+  """
+  from ie_tasks.distill import register
+  clean_dir = os.path.abspath(clean_dir)
+  tasks = {}
+  for tagged in (False, True):
+    tasks["tagged" if tagged else "open"] = register.register_distilled_dataset(
+        args.dataset, clean_dir, validation_fraction=args.validation_fraction,
+        tagged=tagged)
+  import seqio
+  task = seqio.get_mixture_or_task(tasks["open"])
+  examples = sum(1 for _ in task.source.get_dataset(split="train",
+                                                    shuffle=False))
+  result = {"dataset": args.dataset, "directory": clean_dir, "tasks": tasks,
+            "train_examples": examples,
+            "gin": [
+                "--gin.MIXTURE_OR_TASK_NAME="
+                "@ie_tasks.register_distilled_dataset()",
+                f"--gin.ie_tasks.register_distilled_dataset.name="
+                f"\"'{args.dataset}'\"",
+                f"--gin.ie_tasks.register_distilled_dataset.directory="
+                f"\"'{clean_dir}'\""]}
+  if output_dir:
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "tasks.json"), "w") as f:
+      json.dump(result, f, indent=2)
+  print(json.dumps(result, indent=2), flush=True)
   return result
 
 
@@ -160,35 +188,45 @@ def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="python -m launch.distill", description=__doc__.split("\n\n")[0],
       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-  parser.add_argument("--verbose", action="store_true")
   sub = parser.add_subparsers(dest="command", required=True)
+  common = argparse.ArgumentParser(add_help=False)
+  common.add_argument("--verbose", action="store_true",
+                      help="log every retry (INFO)")
 
-  p = sub.add_parser("passages", help="corpus -> passages JSONL")
+  p = sub.add_parser("passages", parents=[common],
+                     help="corpus -> passages JSONL")
   _add_passages_flags(p)
   p.add_argument("--output", required=True)
 
-  p = sub.add_parser("annotate", help="passages -> teacher annotations JSONL")
+  p = sub.add_parser("annotate", parents=[common],
+                     help="passages -> teacher annotations JSONL")
   p.add_argument("--passages", required=True)
   p.add_argument("--output", required=True)
   _add_annotate_flags(p)
 
-  p = sub.add_parser("clean", help="annotations -> cleaned dataset directory")
+  p = sub.add_parser("clean", parents=[common],
+                     help="annotations -> cleaned dataset directory")
   p.add_argument("--annotations", required=True)
   p.add_argument("--output_dir", required=True)
   _add_clean_flags(p)
 
-  p = sub.add_parser("prepare", help="cleaned dataset -> task-ready data")
+  p = sub.add_parser("prepare", parents=[common],
+                     help="cleaned dataset -> task-ready data")
   p.add_argument("--clean_dir", required=True)
-  p.add_argument("--output_dir", required=True)
   p.add_argument("--dataset", required=True)
+  p.add_argument("--output_dir", default=None,
+                 help="where to write tasks.json (task names, gin flags)")
+  p.add_argument("--validation_fraction", type=float, default=0.05)
 
-  p = sub.add_parser("all", help="passages, annotate, clean and prepare")
+  p = sub.add_parser("all", parents=[common],
+                     help="passages, annotate, clean and prepare")
   p.add_argument("--work_dir", required=True,
                  help="passages.jsonl, annotations.jsonl, clean/, data/")
   _add_passages_flags(p)
   _add_annotate_flags(p)
   _add_clean_flags(p)
   p.add_argument("--skip_prepare", action="store_true")
+  p.add_argument("--validation_fraction", type=float, default=0.05)
   return parser
 
 
@@ -219,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
   run_clean(args, annotations_path, os.path.join(work, "clean"))
   if not args.skip_prepare:
-    run_prepare(args, os.path.join(work, "clean"), os.path.join(work, "data"))
+    run_prepare(args, os.path.join(work, "clean"), work)
   return 0
 
 
