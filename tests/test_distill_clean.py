@@ -64,6 +64,7 @@ def test_items_that_are_not_pairs_are_counted():
     ("news", "news"), ("TV series", "tv series"), ("movies", "movie"),
     ("businesses", "business"), ("diseases", "disease"), ("physics", "physics"),
     ("people", "person"), ("'location'.", "location"), ("  Ship   Class", "ship class"),
+    ("group of people", "group of people"), ("Types of Cars", "type of cars"),
 ])
 def test_type_normalisation(raw, expected):
   assert clean.normalize_type(raw) == expected

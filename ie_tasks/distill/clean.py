@@ -5,8 +5,9 @@ Per passage (`clean_passage`, pure, reused by the Beam pipeline):
      drops the passage (it is not a passage without entities);
   2. normalise each type (`normalize_type`): lower-case, `_` -> space, strip
      surrounding quotes/punctuation, collapse whitespace, singularise the
-     last word ("persons" -> "person", "companies" -> "company",
-     "sports teams" -> "sports team"; "news", "series", "physics", ...
+     head noun ("persons" -> "person", "companies" -> "company",
+     "sports teams" -> "sports team", "groups of people" -> "group of
+     people"; "news", "series", "physics", ...
      stay as they are, see `_KEEP_AS_IS`); `type_map` overrides any of it;
   3. drop generic types (`generic_types`, default `DEFAULT_GENERIC_TYPES`:
      "other", "misc", "entity", "thing", ...), empty entities/types;
@@ -94,9 +95,12 @@ def normalize_type(raw: str, type_map: Mapping[str, str] | None = None) -> str:
   text = re.sub(r"\s+", " ", text)
   if type_map and text in type_map:
     return type_map[text]
-  words = text.split(" ")
+  # The head noun is the last word, or the one before "of" ("groups of
+  # people" -> "group of people").
+  head, of, rest = text.partition(" of ")
+  words = head.split(" ")
   words[-1] = singularize(words[-1])
-  text = " ".join(words)
+  text = " ".join(words) + (of + rest if of else "")
   if type_map and text in type_map:
     return type_map[text]
   return text
