@@ -161,3 +161,27 @@ def test_a_checkpoint_missing_a_parameter_names_it_and_its_shape():
     checkpoints.check_params_match(found, abstract, "/ckpt")
   assert "missing encoder/wo (expected shape (8, 4))" in str(e.value)
   assert "shape of encoder/wi: expected (4, 8), found (4, 6)" in str(e.value)
+
+
+def _t5x_tiny_abstract(emb_dim):
+  from models.config import T5Config
+  from models.models import EncoderDecoderModel
+  from models import trainer as trainer_lib
+  config = T5Config(vocab_size=32128, emb_dim=emb_dim, num_heads=4, head_dim=3, mlp_dim=16,
+                    num_encoder_layers=2, num_decoder_layers=2, dtype="float32")
+  return trainer_lib.abstract_params_and_shardings(
+      EncoderDecoderModel(config), partitioning.Partitioner(num_partitions=2),
+      {"encoder_input_tokens": (2, 8), "decoder_input_tokens": (2, 4)})
+
+
+def test_initial_checkpoint_from_the_real_t5x_file_is_loaded_sharded(shared_data):
+  path = os.path.join(shared_data, "t5x_checkpoints", "test_t5_tiny.checkpoint_0")
+  abstract, shardings = _t5x_tiny_abstract(emb_dim=8)  # upstream t5_1_1/tiny.gin shapes
+  params = checkpoints.load_initial_params(path, abstract, shardings)
+  logits = params["decoder"]["logits_dense"]["kernel"]
+  assert logits.shape == (8, 32128) and logits.sharding.spec == shardings[
+      "decoder"]["logits_dense"]["kernel"].spec
+  assert float(jnp.abs(logits).sum()) > 0
+  wrong, wrong_shardings = _t5x_tiny_abstract(emb_dim=16)
+  with pytest.raises(checkpoints.CheckpointError, match=r"decoder_norm/scale: expected \(16,\), found \(8,\)"):
+    checkpoints.load_initial_params(path, wrong, wrong_shardings)
