@@ -126,9 +126,53 @@ ie_tasks.register_distilled_dataset.directory = "{directory}"
   assert _examples(name, "train")
 
 
+def test_distilled_task_batches_train_a_tiny_model(distilled_dir):
+  """loss_fn + an optax step on feature-converted batches: the loss falls."""
+  import flax.linen as nn
+  import jax
+  import optax
+  from models.models import EncoderDecoderModel
+  from models.network import T5Config
+  directory, _ = distilled_dir
+  name = register.register_distilled_dataset("my_ner", directory)
+  ds = seqio.get_dataset(
+      name, task_feature_lengths={"inputs": 256, "targets": 32},
+      dataset_split="train", shuffle=False,
+      feature_converter=seqio.EncDecFeatureConverter(pack=False)).batch(8)
+  batches = [{k: np.asarray(v) for k, v in b.items()}
+             for b in ds.take(2).as_numpy_iterator()]
+  config = T5Config(vocab_size=384, emb_dim=32, num_heads=2, head_dim=16,
+                    mlp_dim=64, num_encoder_layers=1, num_decoder_layers=1,
+                    dropout_rate=0.0, dtype="float32")
+  model = EncoderDecoderModel(config)
+  params = nn.unbox(model.get_initial_variables(
+      jax.random.PRNGKey(0), {k: v.shape for k, v in batches[0].items()}
+  )["params"])
+  optimizer = optax.adam(3e-3)
+  opt_state = optimizer.init(params)
+
+  @jax.jit
+  def step(params, opt_state, batch):
+    (loss, _), grads = jax.value_and_grad(model.loss_fn, has_aux=True)(
+        params, batch, None)
+    updates, opt_state = optimizer.update(grads, opt_state)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  losses = []
+  for i in range(20):
+    params, opt_state, loss = step(params, opt_state, batches[i % 2])
+    losses.append(float(loss))
+  assert np.all(np.isfinite(losses))
+  assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:2]), losses
+
+
+@pytest.mark.slow
 def test_distilled_data_trains_through_the_conversation_task(distilled_dir,
                                                               tmp_path):
-  """A few real steps of launch/train.py (the embedded tiny model) on it."""
+  """A few real steps of launch/train.py (the embedded tiny model) on it.
+
+  Slow (~30 s on 2 cores): `pytest -m slow tests/test_distill_write.py`.
+  """
   directory, _ = distilled_dir
   gin_file = tmp_path / "distilled.gin"
   gin_file.write_text(f"""
