@@ -124,3 +124,32 @@ def test_all_runs_the_pipeline(tmp_path, shared_data):
   tasks = json.load(open(work / "tasks.json"))
   assert tasks["tasks"]["open"] == "ie_ner_ai_distilled_conversation"
   assert tasks["train_examples"] > 0
+
+
+def test_ctrl_c_keeps_every_finished_answer(tmp_path, shared_data):
+  records = ft.read_gold(f"bio:{shared_data}/crossner/ai/test.txt")[:40]
+  passages = [{"id": pl.passage_id(r.text), "text": r.text, "source": "ai"}
+              for r in records]
+  passages_path = str(tmp_path / "passages.jsonl")
+  pl.write_passages(passages, passages_path)
+  out, cache = str(tmp_path / "a.jsonl"), str(tmp_path / "c.sqlite")
+  with ft.FakeTeacherServer(ft.FakeTeacher(
+      ft.GoldLookup(records), ft.Faults(delay_s=0.2))) as server:
+    run = subprocess.Popen(
+        [sys.executable, "-m", "launch.distill", "annotate",
+         f"--passages={passages_path}", f"--output={out}", f"--cache={cache}",
+         f"--base_url={server.base_url}", "--model=fake-gpt",
+         "--concurrency=2", "--no_progress"],
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_stored_ids(cache)) < 4:
+      time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+  assert run.returncode == 130, stderr[-2000:]
+  assert "re-run the same command to resume" in stderr
+  # The output was rebuilt from the store: exactly the committed answers.
+  stored = _stored_ids(cache)
+  assert 4 <= len(stored) < len(passages)
+  assert sorted(json.loads(l)["id"] for l in open(out)) == sorted(stored)
