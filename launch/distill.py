@@ -67,7 +67,8 @@ def _add_annotate_flags(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--temperature", type=float, default=0.0)
   parser.add_argument("--max_completion_tokens", type=int, default=None)
   parser.add_argument("--cache", default=None,
-                      help="sqlite answer cache (default: <output>.cache.sqlite)")
+                      help="sqlite answer cache "
+                      "(default: <output>.cache.sqlite)")
   parser.add_argument("--no_progress", action="store_true")
 
 

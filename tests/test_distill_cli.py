@@ -87,7 +87,7 @@ def test_kill_and_restart_loses_nothing_and_pays_nothing_twice(
   assert [a["id"] for a in lines] == [p["id"] for p in passages]
   by_text = {p["text"]: p["id"] for p in passages}
   for text, n in server.counts.requests.items():
-    if by_text[text] in done_before:  # finished before the kill: never asked again
+    if by_text[text] in done_before:  # finished before the kill: not asked
       assert n == requests_before[text]
   # Only the (at most 2) requests in flight at the kill were answered twice.
   assert sum(server.counts.answered.values()) <= len(passages) + 2

@@ -130,7 +130,8 @@ def test_tfds_text_dataset(tmp_path, pile_texts):
 
     def _info(self):
       return tfds.core.DatasetInfo(
-          builder=self, features=tfds.features.FeaturesDict({"text": tfds.features.Text()}))
+          builder=self,
+          features=tfds.features.FeaturesDict({"text": tfds.features.Text()}))
 
     def _split_generators(self, dl_manager):
       return {"train": self._generate_examples()}

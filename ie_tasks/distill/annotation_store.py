@@ -72,8 +72,8 @@ def append_jsonl(f, annotation: dict) -> None:
   f.flush()
 
 
-def export_jsonl(store: AnnotationStore, keyed_passages: Iterable[tuple[str, str]],
-                 path: str) -> int:
+def export_jsonl(store: AnnotationStore,
+                 keyed_passages: Iterable[tuple[str, str]], path: str) -> int:
   """Atomically writes the stored annotations of (key, passage id), in order.
 
   A passage id is written at most once; passages without a stored answer are

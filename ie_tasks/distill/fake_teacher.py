@@ -341,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--port", type=int, default=8000)
   parser.add_argument("--gold", action="append", required=True,
-                      help="gold file: PATH or bio:|mit:|pile_ner:|records:PATH")
+                      help="gold: PATH or bio:|mit:|pile_ner:|records:PATH")
   parser.add_argument("--api_key_env", default="",
                       help="if set, require this env var's key as Bearer")
   parser.add_argument("--port_file", default="",

@@ -230,9 +230,10 @@ def sample_passages(corpora: Sequence[Corpus], *, num_passages: int | None,
                     count_tokens: TokenCounter = whitespace_token_count,
                     stats: SampleStats | None = None,
                     progress: bool = False) -> list[dict[str, str]]:
-  """Deduplicated passages; the `num_passages` of smallest seeded rank (all if None).
+  """Deduplicated passages: the `num_passages` of smallest seeded rank.
 
-  Returned in corpus order, so a sample reads like the corpus it came from.
+  `num_passages=None` keeps every passage. Returned in corpus order, so a
+  sample reads like the corpus it came from.
   """
   from tqdm import tqdm
   stats = stats if stats is not None else SampleStats()

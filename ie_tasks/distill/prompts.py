@@ -34,7 +34,7 @@ def build_messages(passage: str) -> list[dict[str, str]]:
 
 
 def passage_from_messages(messages: Sequence[dict]) -> str | None:
-  """The passage of a `build_messages` conversation (first 'Text: ' user turn)."""
+  """The passage of a `build_messages` conversation (its 'Text: ' turn)."""
   for message in messages:
     content = message.get("content") if isinstance(message, dict) else None
     if (isinstance(message, dict) and message.get("role") == "user" and

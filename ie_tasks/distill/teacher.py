@@ -118,7 +118,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _completion_fields(body: bytes) -> tuple[str, int, int]:
-  """(content, prompt tokens, completion tokens); malformed -> _RetryableError."""
+  """(content, prompt tokens, completion tokens); raises _RetryableError."""
   try:
     obj = json.loads(body)
     content = obj["choices"][0]["message"]["content"]
