@@ -10,6 +10,11 @@ $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test,hf]"
+	# Apache Beam pins protobuf<7 and pyarrow<26, which break TF 2.21 and
+	# sentencepiece; it goes to a side folder that a .pth file appends *after*
+	# site-packages, so the pinned stack wins and Beam's DirectRunner still runs.
+	$(PY) -m pip install -q --target $(VENV)/beam-lib "apache-beam==2.77.0"
+	echo "$(abspath $(VENV))/beam-lib" > $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz_beam_side.pth
 	touch $(STAMP)
 
 venv: $(STAMP)
