@@ -28,11 +28,13 @@ INSTALL_REQUIRES = [
     "aiohttp==3.14.5",
 ]
 
+# Apache Beam (ie_tasks/distill/beam_pipeline.py) is not an extra: 2.77.0 pins
+# protobuf<7 and pyarrow<26, which break TF 2.21 and sentencepiece. `make venv`
+# installs it into a side folder appended after site-packages (see Makefile).
 EXTRAS_REQUIRE = {
     "test": ["pytest==9.2.0", "pytest-xdist==3.8.0"],
     # torch 2.13.0 is the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
     "hf": ["torch==2.13.0", "transformers==5.23.0"],
-    "beam": ["apache-beam==2.77.0"],
 }
 
 setuptools.setup(
