@@ -219,3 +219,64 @@ def write_results(name: str, payload: dict[str, Any], markdown: str,
   with open(md_path, "w", encoding="utf-8") as f:
     f.write(markdown.rstrip() + "\n")
   return json_path, md_path
+
+
+def time_interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int,
+                     busy_threshold: float = 0.2, max_extra_runs: int = 0
+                     ) -> dict[str, TimingSummary]:
+  """Times several functions in turn (a, b, a, b, ...), `repeats` runs each.
+
+  Interleaving puts every side under the same drift in machine load, so the
+  ratio of their minima is fairer than timing one side after the other. Busy
+  rounds are retried up to `max_extra_runs` more times.
+  """
+  runs: dict[str, list[Timing]] = {name: [] for name in fns}
+  extra = 0
+  while True:
+    for name, fn in fns.items():
+      monitor = OtherCpuMonitor(busy_threshold)
+      with monitor:
+        fn()
+      runs[name].append(monitor.timing)
+    rounds = len(next(iter(runs.values())))
+    all_quiet = all(sum(not r.busy for r in timings) >= repeats for timings in runs.values())
+    if rounds >= repeats and (all_quiet or extra >= max_extra_runs):
+      break
+    if rounds >= repeats:
+      extra += 1
+  summaries = {}
+  for name, timings in runs.items():
+    quiet = [run for run in timings if not run.busy]
+    summaries[name] = TimingSummary(
+        best_s=min(run.wall_s for run in (quiet or timings)),
+        all_quiet=len(quiet) == len(timings), quiet_runs=len(quiet), runs=timings)
+  return summaries
+
+
+# --------------------------------------------------------------------------
+# Memory
+
+
+def reset_peak_rss() -> bool:
+  """Resets this process's resident-set high-water mark (Linux: clear_refs 5)."""
+  try:
+    with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+      f.write("5")
+    return True
+  except OSError:
+    return False
+
+
+def rss_bytes() -> dict[str, int | None]:
+  """Current (VmRSS) and high-water (VmHWM) resident memory of this process."""
+  out: dict[str, int | None] = {"rss": None, "peak_rss": None}
+  try:
+    with open("/proc/self/status", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("VmRSS:"):
+          out["rss"] = int(line.split()[1]) * 1024
+        elif line.startswith("VmHWM:"):
+          out["peak_rss"] = int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return out
