@@ -7,6 +7,13 @@ mesh's `data` axis), detokenize with the task's vocabulary, run the task's
 metrics, per dataset and averaged). Writes into `<output_dir>/eval/`:
   metrics_<split>_step<N>.json   every task's metrics + averages
   metrics_<split>_step<N>.md     the same as markdown tables
+  report_<split>_step<N>.json    per dataset: precision, recall, F1, support,
+                                 predicted, unparsable outputs, in each
+                                 scoring convention the tasks report
+                                 ("instructuie", "universalner"), and the
+                                 unweighted average over the datasets
+  report_<split>_step<N>.md      the same as markdown tables
+  report_<split>_step<N>.png     bar chart of per-dataset F1 and the average
   predictions/<task>_<split>_step<N>.jsonl  input, target, prediction and
                                             the parsed structures per example
 F1 values are in percent (0-100), as the IE metrics report them. The
@@ -94,7 +101,8 @@ class Evaluator:
   # --- data --------------------------------------------------------------------
   def tasks(self) -> list[seqio.Task]:
     utils.import_modules(self.module)
-    tasks = seqio.get_subtasks(seqio.get_mixture_or_task(self.mixture_or_task_name))
+    tasks = seqio.get_subtasks(get_mixture_or_task(self.mixture_or_task_name,
+                                                   self.module))
     kept = [t for t in tasks if self.split in t.splits]
     if not kept:
       raise ValueError(f"no task of {self.mixture_or_task_name!r} has a "
@@ -182,6 +190,7 @@ class Evaluator:
                  time.perf_counter() - start, summary["average"].get("f1", float("nan")))
     if output_dir and score and jax.process_index() == 0:
       write_reports(output_dir, self.split, step, per_task, summary)
+      write_dataset_report(output_dir, self.split, step, per_task)
     return flat
 
   def _write_predictions(self, output_dir, task_name, step, examples, texts,
@@ -198,6 +207,26 @@ class Evaluator:
             "prediction": text,
             "parsed_target": target,
             "parsed_prediction": pred}), ensure_ascii=False) + "\n")
+
+
+def get_mixture_or_task(name: str, module: Any = None) -> Any:
+  """seqio's lookup, with an error that lists what is registered."""
+  try:
+    return seqio.get_mixture_or_task(name)
+  except ValueError as e:
+    import difflib
+    known = sorted(set(seqio.MixtureRegistry.names()) |
+                   set(seqio.TaskRegistry.names()))
+    close = difflib.get_close_matches(str(name), known, n=5, cutoff=0.5)
+    mixtures = [n for n in sorted(seqio.MixtureRegistry.names())
+                if n.startswith("ie_")]
+    raise ValueError(
+        f"mixture or task {name!r} is not registered (modules imported: "
+        f"{module!r}, MIXTURE_OR_TASK_MODULE). Close names: {close}. "
+        f"Registered IE mixtures: {mixtures}. The zero-shot sets register "
+        "with `import ie_tasks.zeroshot` (ie_zeroshot_ner7_instructuie, "
+        "ie_zeroshot_ner7_conversation, ...); a distilled dataset with "
+        "`@ie_tasks.register_distilled_dataset()`.") from e
 
 
 def batch_ways(partitioner: Any) -> int:
@@ -275,3 +304,139 @@ def format_console_summary(step: int, flat: Mapping[str, float]) -> str:
     if m and not key.startswith("average/") and "uniner/" not in key:
       lines.append(f"  {m.group(1)} {m.group(2)}/{m.group(3)} F1 {value:.2f}")
   return "\n".join(lines)
+
+
+# --- per-dataset report in each scoring convention ----------------------------------
+# The IE metrics name instructuie-convention keys "<family>/<dataset>/<stat>"
+# and universalner-convention keys "uniner/<family>/<dataset>/<stat>".
+CONVENTION_PREFIXES = {"instructuie": "", "universalner": "uniner/"}
+CONVENTION_NOTES = {
+    "instructuie": "InstructUIE's scoring: strings lower-cased and whitespace "
+                   "collapsed; micro P/R/F1 per dataset over (type, span) sets",
+    "universalner": "UniversalNER's scoring (src/eval/evaluate.py): SQuAD "
+                    "normalisation (lower case, no punctuation, no articles); "
+                    "micro P/R/F1 per dataset over (type, span) sets",
+}
+REPORT_STATS = ("precision", "recall", "f1", "support", "num_predicted",
+                "true_positives", "unparsable", "unknown_type", "num_examples")
+_STAT_KEY = re.compile(r"^(uniner/)?([^/]+)/([^/]+)/(\w+)$")
+
+
+def dataset_scores(per_task: Mapping[str, Mapping[str, float]]
+                   ) -> dict[str, dict[str, dict[str, Any]]]:
+  """{convention: {family: {"datasets": {name: stats}, "average": stats}}}.
+
+  A dataset scored by several tasks of the mixture (say both prompt
+  formats) gets one row per task, named "<dataset> [<task>]". The average is
+  the unweighted mean of precision, recall and F1 over the rows (both papers
+  average their per-dataset tables so); counts are summed.
+  """
+  rows: dict[tuple[str, str], dict[tuple[str, str], dict[str, float]]] = {}
+  for task, metrics in per_task.items():
+    for key, value in metrics.items():
+      m = _STAT_KEY.match(key)
+      if not m or m.group(3) == "average" or m.group(4) not in REPORT_STATS:
+        continue
+      convention = "universalner" if m.group(1) else "instructuie"
+      rows.setdefault((convention, m.group(2)), {}).setdefault(
+          (task, m.group(3)), {})[m.group(4)] = float(value)
+  result: dict[str, dict[str, dict[str, Any]]] = {}
+  for (convention, family), by_task in sorted(rows.items()):
+    by_task = {k: v for k, v in by_task.items()
+               if all(s in v for s in ("precision", "recall", "f1"))}
+    if not by_task:  # not an IE metric (no P/R/F1 per dataset)
+      continue
+    names = [d for _, d in by_task]
+    datasets = {}
+    for (task, dataset), stats in sorted(by_task.items(), key=lambda kv: kv[0][1]):
+      label = dataset if names.count(dataset) == 1 else f"{dataset} [{task}]"
+      datasets[label] = {"task": task, **stats}
+    n = len(datasets)
+    average: dict[str, Any] = {
+        k: sum(d.get(k, 0.0) for d in datasets.values()) / n
+        for k in ("precision", "recall", "f1")}
+    for k in REPORT_STATS[3:]:
+      average[k] = sum(d.get(k, 0.0) for d in datasets.values())
+    average["num_datasets"] = n
+    result.setdefault(convention, {})[family] = {"datasets": datasets,
+                                                 "average": average}
+  return result
+
+
+def dataset_report_markdown(split: str, step: int,
+                            scores: Mapping[str, Mapping[str, Any]]) -> str:
+  lines = [f"# Per-dataset scores on `{split}` at step {step}", ""]
+  for convention, families in scores.items():
+    for family, table in families.items():
+      lines += [f"## {family}, {convention} scoring", "",
+                f"{CONVENTION_NOTES.get(convention, '')}.", "",
+                "| dataset | precision | recall | F1 | support | predicted "
+                "| unparsable | examples |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+      for name, d in list(table["datasets"].items()) + [
+          (f"**average ({table['average']['num_datasets']} sets)**",
+           table["average"])]:
+        lines.append(
+            f"| {name} | {d['precision']:.2f} | {d['recall']:.2f} | "
+            f"{d['f1']:.2f} | {int(d.get('support', 0))} | "
+            f"{int(d.get('num_predicted', 0))} | "
+            f"{int(d.get('unparsable', 0))} | {int(d.get('num_examples', 0))} |")
+      lines.append("")
+  return "\n".join(lines)
+
+
+def plot_dataset_f1(scores: Mapping[str, Mapping[str, Any]], path: str,
+                    title: str = "") -> str:
+  """Grouped bars: F1 per dataset (and the average), one bar per convention."""
+  import matplotlib
+  matplotlib.use("Agg")  # files only, never a display
+  import matplotlib.pyplot as plt
+  families = sorted({f for fams in scores.values() for f in fams})
+  fig, axes = plt.subplots(len(families), 1, squeeze=False,
+                           figsize=(10, 3.6 * max(len(families), 1)))
+  for ax, family in zip(axes[:, 0], families):
+    conventions = [c for c in scores if family in scores[c]]
+    names = list(dict.fromkeys(n for c in conventions
+                               for n in scores[c][family]["datasets"]))
+    labels = names + ["average"]
+    width = 0.8 / max(len(conventions), 1)
+    for i, convention in enumerate(conventions):
+      table = scores[convention][family]
+      values = [table["datasets"].get(n, {}).get("f1", 0.0) for n in names]
+      values.append(table["average"]["f1"])
+      xs = np.arange(len(labels)) + (i - (len(conventions) - 1) / 2) * width
+      bars = ax.bar(xs, values, width, label=f"{convention} scoring")
+      ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=20, ha="right",
+                  fontsize=8)
+    ax.set_ylabel(f"{family} F1 (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  with tf.io.gfile.GFile(path, "wb") as f:
+    fig.savefig(f, format="png", dpi=120)
+  plt.close(fig)
+  return path
+
+
+def write_dataset_report(output_dir: str, split: str, step: int,
+                         per_task: Mapping[str, Mapping[str, float]]
+                         ) -> tuple[str, str, str] | None:
+  """report_<split>_step<N>.{json,md,png} under <output_dir>/eval/."""
+  scores = dataset_scores(per_task)
+  if not scores:
+    return None
+  folder = os.path.join(output_dir, "eval")
+  tf.io.gfile.makedirs(folder)
+  base = os.path.join(folder, f"report_{split}_step{step}")
+  with tf.io.gfile.GFile(base + ".json", "w") as f:
+    json.dump({"split": split, "step": step,
+               "conventions": {c: CONVENTION_NOTES.get(c, "") for c in scores},
+               "scores": scores}, f, indent=2, sort_keys=True)
+  with tf.io.gfile.GFile(base + ".md", "w") as f:
+    f.write(dataset_report_markdown(split, step, scores))
+  plot_dataset_f1(scores, base + ".png",
+                  title=f"F1 per dataset on {split}, step {step}")
+  return base + ".json", base + ".md", base + ".png"
