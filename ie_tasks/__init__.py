@@ -7,6 +7,10 @@ twice (or calling the register functions again) replaces, never fails.
 """
 from ie_tasks import datasets
 from ie_tasks import mixtures
+# Imported eagerly so their gin configurables exist before a launcher locks
+# gin (finalize_config), and so `@ie_tasks.register_distilled_dataset()`
+# resolves from a gin file without an extra import line.
+from ie_tasks import sample
 from ie_tasks import tasks
 from ie_tasks import vocab
 from ie_tasks.paths import data_dir
@@ -16,3 +20,5 @@ from ie_tasks.mixtures import define_mixture, mixing_rate
 
 tasks.register_all()
 mixtures.register_mixtures()
+
+from ie_tasks.distill import register as _distill_register  # pylint: disable=g-import-not-at-top

@@ -164,6 +164,18 @@ _READERS: dict[str, Callable[[DatasetSpec, str, str], list[rec.Record]]] = {
 }
 
 
+def register_reader(name: str,
+                    fn: Callable[[DatasetSpec, str, str], list[rec.Record]]) -> None:
+  """Adds a reader that `DatasetSpec.reader == name` selects.
+
+  `fn(spec, path, split) -> list[Record]`; registering a name again replaces
+  it (modules may be imported twice).
+  """
+  if not callable(fn):
+    raise TypeError(f"register_reader({name!r}): {fn!r} is not callable")
+  _READERS[name] = fn
+
+
 def _rename(record: rec.Record, spec: DatasetSpec) -> rec.Record:
   """Applies the type map and fills the label universe from the spec."""
   m = spec.type_map

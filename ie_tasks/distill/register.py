@@ -64,7 +64,7 @@ def _read_distilled(spec: ds_lib.DatasetSpec, path: str,
 
 
 # The data layer looks readers up by `DatasetSpec.reader`.
-ds_lib._READERS[READER] = _read_distilled  # pylint: disable=protected-access
+ds_lib.register_reader(READER, _read_distilled)
 
 
 class DistilledExamples(tasks_lib.ExamplesDataSource):
