@@ -187,9 +187,11 @@ def checkpoint_vocabulary_bindings(checkpoint_path: str) -> dict[str, Any]:
   for folder in (step_dir.parent.parent, step_dir.parent, step_dir):
     config_gin = folder / "config.gin"
     if config_gin.exists():
+      # gin wraps a long value onto the next line after a trailing backslash.
+      text = re.sub(r"\\\n\s*", " ", config_gin.read_text())
       bindings = {}
       for m in re.finditer(r"^(?:ie_tasks\.)?(?:vocab\.)?get_vocabulary\.(\w+)"
-                           r"\s*=\s*(.+)$", config_gin.read_text(), re.M):
+                           r"\s*=\s*(.+)$", text, re.M):
         bindings[m.group(1)] = ast.literal_eval(m.group(2).strip())
       return bindings
   return {}
@@ -237,6 +239,11 @@ def evaluate(*, model: Any, evaluator: evaluation.Evaluator, checkpoint_path: st
     print(evaluation.format_console_summary(step, results) if score else
           f"predictions written under {os.path.join(output_dir, 'eval', 'predictions')}",
           flush=True)
+    report = os.path.join(output_dir, "eval",
+                          f"report_{evaluator.split}_step{step}.md")
+    if score and epath.Path(report).exists():
+      print(epath.Path(report).read_text(), flush=True)
+      print(f"report: {report[:-3]}.{{json,md,png}}", flush=True)
   return results
 
 

@@ -177,6 +177,23 @@ def test_checkpoint_errors_say_what_was_looked_for_and_how_to_get_it(tmp_path):
     eval_lib.check_checkpoint(str(ours))
 
 
+def test_our_runs_vocabulary_comes_from_its_config_gin(tmp_path):
+  run = tmp_path / "run"
+  (run / "checkpoints" / "300" / "state").mkdir(parents=True)
+  long_path = "/data/" + "x" * 80 + "/spm.model"
+  (run / "config.gin").write_text(
+      "VOCABULARY = @vocab.get_vocabulary()\n"
+      "vocab.get_vocabulary.extra_ids = 0\n"
+      "vocab.get_vocabulary.kind = 'sentencepiece'\n"
+      f"vocab.get_vocabulary.path = \\\n    '{long_path}'\n")
+  assert eval_lib.checkpoint_vocabulary_bindings(str(run)) == {
+      "extra_ids": 0, "kind": "sentencepiece", "path": long_path}
+  assert eval_lib.bind_checkpoint_vocabulary(str(run))["path"] == long_path
+  assert gin.query_parameter("ie_tasks.get_vocabulary.path") == long_path
+  # A vocabulary named in gin wins over the checkpoint's.
+  assert eval_lib.bind_checkpoint_vocabulary(str(run)) == {}
+
+
 # ------------------------------------------------- models from checkpoints
 @pytest.mark.parametrize("scan", [False, True])
 def test_model_shapes_are_read_back_from_the_parameters(scan):
