@@ -27,6 +27,7 @@ from absl import logging
 from etils import epath
 import gin
 import jax
+import numpy as np
 
 from launch import gin_utils
 from models import checkpoints
@@ -93,6 +94,9 @@ def param_shapes(path: str) -> dict[str, tuple[int, ...]]:
     tree = getattr(meta, "item_metadata", meta)
     tree = getattr(tree, "tree", tree)["params"]
   elif kind == "t5x":
+    shapes = _t5x_index_shapes(path)
+    if shapes is not None:
+      return shapes
     from models import t5x_checkpoints
     tree = t5x_checkpoints.load_t5x_checkpoint(path)
   else:
@@ -100,6 +104,40 @@ def param_shapes(path: str) -> dict[str, tuple[int, ...]]:
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
   return {"/".join(str(getattr(k, "key", k)) for k in keys): tuple(leaf.shape)
           for keys, leaf in flat}
+
+
+def _t5x_index_shapes(path: str) -> dict[str, tuple[int, ...]] | None:
+  """Shapes from a T5X checkpoint directory's index alone (no tensor read).
+
+  T5X's tensorstore specs carry each array's zarr metadata, so an 11B
+  checkpoint's shapes cost one small file. None for the legacy single-file
+  format, or when a spec lacks its shape (then the checkpoint is loaded).
+  """
+  from flax import serialization
+  from models import t5x_checkpoints as t5x
+  # pylint: disable=protected-access
+  if not t5x._isdir(path):
+    return None
+  step_dir = t5x._latest_step_dir(path)
+  index = f"{step_dir.rstrip('/')}/{t5x.CHECKPOINT_FILE}"
+  target = t5x._unflatten_index(t5x._target(
+      serialization.msgpack_restore(t5x._read_bytes(index)), index))
+  shapes: dict[str, tuple[int, ...]] = {}
+
+  def walk(tree: Any, prefix: str) -> bool:
+    if t5x._is_tensorstore_spec(tree):
+      shape = (tree.get("metadata") or {}).get("shape")
+      if shape is None:
+        return False
+      shapes[prefix] = tuple(int(d) for d in shape)
+      return True
+    if isinstance(tree, Mapping):
+      return all(walk(v, f"{prefix}/{k}" if prefix else str(k))
+                 for k, v in tree.items())
+    shapes[prefix] = tuple(np.shape(tree))
+    return True
+
+  return shapes if walk(target, "") else None
 
 
 def config_fields_from_shapes(shapes: Mapping[str, tuple[int, ...]]

@@ -226,6 +226,29 @@ def test_a_t5x_checkpoint_evaluates_without_a_model_gin(shared_data):
   assert params["decoder"]["logits_dense"]["kernel"].shape == (8, 32128)
 
 
+def test_t5x_directory_shapes_come_from_its_index_alone(shared_data,
+                                                        tmp_path,
+                                                        monkeypatch):
+  """An 11B T5X checkpoint's config costs one small file, not 44 GB."""
+  from models import t5x_checkpoints
+  from test_t5x_checkpoints import _write_t5x_directory
+  legacy = t5x_checkpoints.load_t5x_checkpoint(os.path.join(
+      shared_data, "t5x_checkpoints", "test_t5_tiny.checkpoint_0"))
+  legacy["token_embedder"]["embedding"] = legacy["token_embedder"][
+      "embedding"][:256]
+  legacy["decoder"]["logits_dense"]["kernel"] = legacy["decoder"][
+      "logits_dense"]["kernel"][:, :256]
+  step_dir = tmp_path / "model" / "checkpoint_7"
+  _write_t5x_directory(str(step_dir), legacy, {"step": np.asarray(7)})
+
+  def no_tensor_reads(*args, **kwargs):
+    raise AssertionError("read a tensor to learn a shape")
+  monkeypatch.setattr(t5x_checkpoints, "_read_tensorstore", no_tensor_reads)
+  model = eval_lib.model_for_checkpoint(str(step_dir))
+  assert (model.config.vocab_size, model.config.emb_dim,
+          model.config.head_dim) == (256, 8, 3)
+
+
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory):
   """A random tiny model exported as a Hugging Face folder (byte vocabulary)."""
