@@ -206,11 +206,16 @@ def mask_to_bias(mask: Array | None, dtype) -> Array | None:
 
 def dot_product_attention(query: Array, key: Array, value: Array, bias: Array | None,
                           dropout_rng, dropout_rate: float, deterministic: bool,
-                          dtype, float32_logits: bool) -> Array:
-  """Unscaled (T5) attention: 1/sqrt(head_dim) lives in the query initialisation."""
+                          dtype, float32_logits: bool, kv_heads_first: bool = False) -> Array:
+  """Unscaled (T5) attention: 1/sqrt(head_dim) lives in the query initialisation.
+
+  query [batch, q, heads, depth]; key/value [batch, k, heads, depth], or
+  [batch, heads, k, depth] with `kv_heads_first` (the decoding caches' layout).
+  """
   if float32_logits:
     query, key = query.astype(jnp.float32), key.astype(jnp.float32)
-  weights = jnp.einsum("bqhd,bkhd->bhqk", query, key)
+  kv = "bhkd" if kv_heads_first else "bkhd"
+  weights = jnp.einsum(f"bqhd,{kv}->bhqk", query, key)
   if bias is not None:
     weights = weights + bias.astype(weights.dtype)
   weights = jax.nn.softmax(weights).astype(dtype)
@@ -220,7 +225,7 @@ def dot_product_attention(query: Array, key: Array, value: Array, bias: Array | 
     shape[-2] = 1  # broadcast along the query length, as T5X
     keep = jax.random.bernoulli(dropout_rng, keep_prob, shape)
     weights = weights * (keep.astype(dtype) / jnp.asarray(keep_prob, dtype))
-  return jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+  return jnp.einsum(f"bhqk,{kv}->bqhd", weights, value)
 
 
 class MultiHeadAttention(nn.Module):
@@ -229,12 +234,15 @@ class MultiHeadAttention(nn.Module):
   mode:
     "full": ordinary attention over `inputs_kv`.
     "self_decode": causal self-attention, one new position per call; keys and
-      values accumulate in cache `cached_key`/`cached_value` [batch, max_len,
-      heads, head_dim] at `cache_index`. The first call (no cache yet) only
+      values accumulate in cache `cached_key`/`cached_value` [batch, heads,
+      max_len, head_dim] at `cache_index`. The first call (no cache yet) only
       creates the zero cache.
     "cross_decode": keys/values of the encoder output are projected on the
       first call and kept in the cache (`cached_key`/`cached_value`
-      [batch, enc_len, heads, head_dim]); later calls only project the query.
+      [batch, heads, enc_len, head_dim]); later calls only project the query.
+  Caches are heads-first, the layout the attention matmuls read: stored
+  [batch, length, heads, head_dim], XLA on CPU copied every cache into it at
+  every step (most of a greedy step's time at batch 32).
   """
   num_heads: int
   head_dim: int
@@ -274,14 +282,16 @@ class MultiHeadAttention(nn.Module):
     if not self.deterministic and self.dropout_rate > 0.0:
       dropout_rng = self.make_rng("dropout")
     x = dot_product_attention(query, key, value, attention_bias, dropout_rng, self.dropout_rate,
-                              self.deterministic, self.dtype, self.float32_logits)
+                              self.deterministic, self.dtype, self.float32_logits,
+                              kv_heads_first=self.mode != "full")
     return DenseGeneral(inputs_q.shape[-1], axis=(-2, -1), kernel_axes=("joined_kv", "embed"),
                         kernel_init=self.kernel_init, dtype=self.dtype, name="out")(x)
 
   def _self_decode_kv(self, query, key, value, mask):
     initialized = self.has_variable("cache", "cached_key")
-    batch, _, heads, depth = key.shape
-    shape = (batch, self.max_decode_length, heads, depth)
+    key, value = _heads_first(key), _heads_first(value)
+    batch, heads, _, depth = key.shape
+    shape = (batch, heads, self.max_decode_length, depth)
     cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
     cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
     cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, dtype=jnp.int32))
@@ -290,8 +300,8 @@ class MultiHeadAttention(nn.Module):
     if query.shape[1] != 1:
       raise ValueError(f"incremental decoding feeds one position per call, got query shape {query.shape}")
     index = cache_index.value
-    key = lax.dynamic_update_slice(cached_key.value, key.astype(cached_key.value.dtype), (0, index, 0, 0))
-    value = lax.dynamic_update_slice(cached_value.value, value.astype(cached_value.value.dtype), (0, index, 0, 0))
+    key = lax.dynamic_update_slice(cached_key.value, key.astype(cached_key.value.dtype), (0, 0, index, 0))
+    value = lax.dynamic_update_slice(cached_value.value, value.astype(cached_value.value.dtype), (0, 0, index, 0))
     cached_key.value, cached_value.value = key, value
     cache_index.value = index + 1
     # The single query sees the positions written so far (itself included).
@@ -305,8 +315,13 @@ class MultiHeadAttention(nn.Module):
       return self.get_variable("cache", "cached_key"), self.get_variable("cache", "cached_value")
     if encoded is None:
       raise ValueError("the first decode call must receive the encoder output to fill the cross-attention cache")
-    key = constrain(self._projection("key", self.kernel_init)(encoded), qkv_names)
-    value = constrain(self._projection("value", self.kernel_init)(encoded), qkv_names)
+    key = _heads_first(constrain(self._projection("key", self.kernel_init)(encoded), qkv_names))
+    value = _heads_first(constrain(self._projection("value", self.kernel_init)(encoded), qkv_names))
     self.variable("cache", "cached_key", lambda: key)
     self.variable("cache", "cached_value", lambda: value)
     return key, value
+
+
+def _heads_first(x: Array) -> Array:
+  """[batch, length, heads, depth] -> [batch, heads, length, depth] (decoding caches)."""
+  return constrain(jnp.swapaxes(x, 1, 2), ("batch", "heads", "length", "kv"))

@@ -159,7 +159,7 @@ def test_cached_decoding_equals_full_forward_step_by_step(config):
   np.testing.assert_allclose(np.stack(steps, axis=1), full, rtol=1e-5, atol=1e-5)
   # Cross-attention keys/values were projected once, into batch-first cache leaves.
   cross = cache["decoder"]["layers_0"]["encoder_decoder_attention"]
-  assert cross["cached_key"].shape == (2, enc.shape[1], config.num_heads, config.head_dim)
+  assert cross["cached_key"].shape == (2, config.num_heads, enc.shape[1], config.head_dim)
   assert int(cache["decoder"]["layers_0"]["self_attention"]["cache_index"]) == dec_in.shape[1]
 
 
