@@ -57,8 +57,11 @@ def parse_gin_flags(gin_search_paths: Sequence[str], gin_files: Sequence[str],
                     gin_bindings: Sequence[str], finalize: bool = False) -> None:
   """Adds search paths, parses files then bindings (later ones win).
 
-  The config is not locked by default: some modules (e.g. the data side's
-  sample builder) register gin configurables lazily, on first use.
+  With `finalize` the config is locked afterwards, as T5X does: a typo'd
+  binding or a late `gin.configurable` fails loudly instead of being
+  ignored. `import ie_tasks` registers all of the data side's configurables
+  up front, so training can lock; a launcher that binds more after parsing
+  (e.g. eval's checkpoint vocabulary) leaves it unlocked.
   """
   for path in list(gin_search_paths) + list(DEFAULT_SEARCH_PATHS):
     gin.add_config_file_search_path(os.path.abspath(path))
@@ -133,11 +136,11 @@ def run(main: Callable[[Sequence[str]], None]) -> None:
   app.run(main, flags_parser=lambda argv: flags.FLAGS(rewrite_gin_args(argv)))
 
 
-def setup_from_flags() -> None:
+def setup_from_flags(finalize: bool = False) -> None:
   """Multi-host init + gin parsing from the shared flags (call inside main)."""
   f = flags.FLAGS
   if not f["verbosity"].present:  # orbax/seqio INFO lines drown the progress lines
     logging.set_verbosity(logging.WARNING)
   initialize_distributed(f.distributed, f.coordinator_address, f.num_processes,
                          f.process_id)
-  parse_gin_flags(f.gin_search_paths, f.gin_file, f.gin_bindings)
+  parse_gin_flags(f.gin_search_paths, f.gin_file, f.gin_bindings, finalize=finalize)

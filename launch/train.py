@@ -48,6 +48,7 @@ def train(*,
           num_microbatches: int = 1,
           eval_period: int | None = None,
           evaluator: Any | None = None,
+          eval_at_start: bool = False,
           random_seed: int = 0,
           log_period: int = 10,
           peak_flops_per_device: float | None = None,
@@ -66,6 +67,8 @@ def train(*,
     num_microbatches: gradient accumulation.
     eval_period: evaluate every this many steps (EVAL_PERIOD) and at the end.
     evaluator: `evaluation.Evaluator` (decodes, postprocesses, IE metrics).
+    eval_at_start: also evaluate before the first step of a fresh run (step
+      0), so a report shows where F1 started.
     random_seed: parameter init and dropout (the dataset has its own seed).
     log_period: steps between metric lines / TensorBoard points.
     peak_flops_per_device: for MFU; default from the device kind.
@@ -131,6 +134,8 @@ def train(*,
   logging.info("Training from step %d to %d (%d batches already consumed)",
                start_step, total_steps, data_state["batches_consumed"])
   step = start_step
+  if eval_at_start and start_step == 0:
+    run_eval(0)
   logger.start(step)
   compile_start = time.perf_counter()
   preempted = False
@@ -181,7 +186,7 @@ def main(argv: Sequence[str]) -> None:
     raise ValueError(f"unexpected arguments: {argv[1:]}")
   # Registered before parsing so `train_script.train.x = ...` binds it (T5X).
   train_using_gin = gin.configurable(train)
-  gin_utils.setup_from_flags()
+  gin_utils.setup_from_flags(finalize=True)
   train_using_gin()
 
 

@@ -95,8 +95,10 @@ def test_local_gin_files_compose_model_run_and_mixture():
                        capture_output=True, text=True).stdout.splitlines()
   # Mixture and lengths from gin/mixtures, the small model of gin/local/model.gin
   # on the 256-id vocabulary, and DROPOUT_RATE reaching the network config.
-  expected = "ie_sample_default {'inputs': 192, 'targets': 96} 128 256 0.25 %DROPOUT_RATE"
-  assert out == [expected] * 3
+  # The default trains on packed 384-token input rows; evaluation and
+  # inference read one example per row at the sample's lengths.
+  expected = "ie_sample_default {'inputs': %d, 'targets': 96} 128 256 0.25 %%DROPOUT_RATE"
+  assert out == [expected % 384, expected % 192, expected % 192]
 
 
 @pytest.mark.slow
@@ -109,6 +111,7 @@ def test_train_then_eval_from_the_command_line(tmp_path):
       [sys.executable, "-m", "launch.train", "--gin_file=gin/local/default.gin",
        "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=2", "--gin.EVAL_PERIOD=100",
        "--gin.TASK_FEATURE_LENGTHS={'inputs': 192, 'targets': 8}",
+       "--gin.EVAL_TASK_FEATURE_LENGTHS={'inputs': 192, 'targets': 8}",
        f"--gin.MODEL_DIR='{model_dir}'", *common],
       cwd=REPO, env=env, check=True, capture_output=True, text=True)
   config = (model_dir / "config.gin").read_text()
