@@ -51,6 +51,11 @@ class DatasetSpec:
     reader_kwargs: extra keyword arguments for the reader.
     how_to_prepare: a hint shown when the files are missing.
     domain: a short description (shown by the demo).
+    formats: which prompt formats apply ("instructuie", "conversation");
+      open-type corpora (teacher-named types) have no fixed label set, so
+      only the conversation format fits them.
+    dataset_tag: whether conversation prompts carry the "Dataset:" tag (the
+      supervised UniversalNER variant) or not (open-type distillation data).
   """
   name: str
   reader: str
@@ -64,6 +69,8 @@ class DatasetSpec:
   how_to_prepare: str = ""
   domain: str = ""
   tfds_name: str | None = None  # our TFDS builder, when one exists
+  formats: tuple[str, ...] = ("instructuie", "conversation")
+  dataset_tag: bool = True
 
   @property
   def splits(self) -> tuple[str, ...]:
@@ -97,6 +104,14 @@ def get(name: str) -> DatasetSpec:
   if name not in _REGISTRY:
     raise KeyError(f"unknown dataset {name!r}; known: {sorted(_REGISTRY)}")
   return _REGISTRY[name]
+
+
+_BUILTIN: tuple[str, ...] = ()
+
+
+def builtin_names() -> tuple[str, ...]:
+  """The datasets this module registers itself (others register their own tasks)."""
+  return _BUILTIN
 
 
 def names() -> list[str]:
@@ -414,7 +429,8 @@ def _register_defaults() -> None:
           "data/pileNER/5pos_5neg_perNE_top391NEs_FalseDef/validation.jsonl) to "
           "<data root>/pile_ner_sample/slimer_validation.jsonl, or produce your "
           "own with the distillation pipeline"),
-      domain="open (Pile passages, ChatGPT types)"))
+      domain="open (Pile passages, ChatGPT types)",
+      formats=("conversation",), dataset_tag=False))
   for base, folder in IEI_NER_FOLDERS.items():
     original = _REGISTRY[base]
     register(DatasetSpec(
@@ -433,3 +449,4 @@ def _register_defaults() -> None:
 
 
 _register_defaults()
+_BUILTIN = tuple(_REGISTRY)

@@ -9,7 +9,7 @@ Registered at import:
                                  EPR, EET, EEA), as InstructUIE trains
   ie_instructuie_zeroshot_train  CoNLL-2003 (NER) + CoNLL04 (NER, RE) + CASIE (EE)
   ie_crossner_zeroshot_eval      NER on the five CrossNER domains
-  ie_zeroshot_ner7_instructuie   NER on CrossNER x5 + MIT Movie + MIT Restaurant
+  (the seven-set zero-shot NER mixtures live in ie_tasks/zeroshot.py)
   ie_universalner_pile_ner       UniversalNER conversations on Pile-NER
   ie_universalner_supervised     dataset-tagged conversations, every NER set present
   ie_sample_default              the embedded default: NER, RE, EE
@@ -43,7 +43,6 @@ ORIGINAL_DATASETS = (
     "conll04", "casie")
 ZEROSHOT_TRAIN = ("conll2003", "conll04", "casie")
 CROSSNER = tuple(f"crossner_{d}" for d in ds_lib.CROSSNER_DOMAINS)
-ZEROSHOT_NER7 = CROSSNER + ("mit_movie", "mit_restaurant")
 
 
 @gin.configurable(module="ie_tasks")
@@ -130,8 +129,6 @@ def register_mixtures() -> list[str]:
           formats=("instructuie",))),
       register_mixture("ie_crossner_zeroshot_eval", tasks_lib.task_names(
           datasets=CROSSNER, tasks=("NER",), formats=("instructuie",))),
-      register_mixture("ie_zeroshot_ner7_instructuie", tasks_lib.task_names(
-          datasets=ZEROSHOT_NER7, tasks=("NER",), formats=("instructuie",))),
       register_mixture("ie_universalner_pile_ner", tasks_lib.task_names(
           datasets=["pile_ner"], formats=("conversation",))),
       register_mixture("ie_universalner_supervised", tasks_lib.task_names(

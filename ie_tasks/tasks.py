@@ -137,7 +137,7 @@ def _make_examples(task: str, dataset: str, fmt: str,
       examples.extend(conversation.make_examples(
           r, seed=options["seed"], type_sampler=sampler,
           num_negatives=options["num_negatives"],
-          dataset_tag=dataset != "pile_ner"))
+          dataset_tag=spec.dataset_tag))
   return [{k: ex.get(k, "") for k in EXAMPLE_FIELDS} for ex in examples]
 
 
@@ -239,10 +239,10 @@ def tasks_for_dataset(dataset: str) -> list[tuple[str, str]]:
   """(task type, format) pairs registered for a dataset."""
   spec = ds_lib.get(dataset)
   pairs: list[tuple[str, str]] = []
-  if dataset != "pile_ner":
+  if "instructuie" in spec.formats:
     for family in spec.tasks:
       pairs.extend((t, "instructuie") for t in TASK_FAMILIES[family])
-  if "NER" in spec.tasks:
+  if "conversation" in spec.formats and "NER" in spec.tasks:
     pairs.append(("NER", "conversation"))
   return pairs
 
@@ -264,8 +264,10 @@ def task_names(*, datasets: Sequence[str] | None = None,
 
 @functools.lru_cache(maxsize=None)
 def register_all() -> tuple[str, ...]:
+  # Only the built-in datasets: others (distilled sets) register their own
+  # tasks, with their own data sources, and must not be replaced here.
   return tuple(register_task(task, dataset, fmt)
-               for dataset in ds_lib.names()
+               for dataset in ds_lib.builtin_names()
                for task, fmt in tasks_for_dataset(dataset))
 
 

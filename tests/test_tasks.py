@@ -49,6 +49,28 @@ def test_registering_again_replaces_instead_of_failing():
   assert set(seqio.TaskRegistry.names()) == before
 
 
+def test_register_all_leaves_datasets_registered_elsewhere_alone():
+  # A distilled set registers its own conversation task; re-registering the
+  # built-in tasks must neither replace it nor invent InstructUIE tasks for it.
+  spec = datasets.DatasetSpec(
+      name="elsewhere_ner", reader="sample", files={"train": "train.jsonl"},
+      formats=("conversation",), dataset_tag=False)
+  datasets.register(spec)
+  try:
+    tasks.register_all.__wrapped__()
+    assert not [n for n in seqio.TaskRegistry.names() if "elsewhere_ner" in n]
+    assert tasks.task_names(datasets=["elsewhere_ner"]) == [
+        "ie_ner_elsewhere_ner_conversation"]
+  finally:
+    datasets._REGISTRY.pop("elsewhere_ner")
+
+
+def test_open_type_pile_ner_has_only_the_untagged_conversation_task():
+  assert tasks.task_names(datasets=["pile_ner"]) == [
+      "ie_ner_pile_ner_conversation"]
+  assert not datasets.get("pile_ner").dataset_tag
+
+
 def test_task_name_round_trip():
   assert tasks.parse_task_name("ie_ner_crossner_ai_instructuie") == (
       "NER", "crossner_ai", "instructuie")

@@ -168,7 +168,8 @@ def register_distilled_dataset(name: str = gin.REQUIRED,
                        "record_dataset": name},
         how_to_prepare=("run the distillation pipeline (launch/distill.py) "
                         "or ie_tasks.distill.clean.clean_annotations"),
-        domain=f"distilled ({directory})"))
+        domain=f"distilled ({directory})",
+        formats=("conversation",), dataset_tag=tag))
     task = tasks_lib.task_name("NER", dataset, "conversation")
     splits = ("train", "validation") if validation_fraction else ("train",)
     names[tag] = _add_task(task, DistilledExamples(task, dataset, directory,
