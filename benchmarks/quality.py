@@ -12,7 +12,8 @@ r"""Quality on real data: CoNLL-2003 from scratch on a CPU budget, then zero-sho
     both with launch/eval.py and our strict entity F1 (type + entity text).
 Writes benchmarks/results/quality.{json,md} (per-dataset P/R/F1, per-type
 scores on CoNLL-2003 test, steps, tokens/s, wall time, learning curve,
-machine, load, commit) and quality_curve.png when benchmarks/plots.py exists.
+machine, load, commit) and PNG plots (benchmarks/plots.py): quality_curve.png (loss,
+dev F1 vs steps), quality_{conll2003_test,crossner_zeroshot}_f1.png (F1 bars).
 
   IE_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.quality
   .venv/bin/python -m benchmarks.quality --smoke          # a minute or two
@@ -232,8 +233,8 @@ def throughput(log: Mapping[str, Any]) -> dict[str, Any]:
 
 def run_eval(args: argparse.Namespace, vocab: str, env: Mapping[str, str], *,
              mixture: str, output_dir: str, num_examples: int | None,
-             extra_gin: Sequence[str] = ()) -> tuple[dict[str, Any], float]:
-  """launch/eval.py on the test split; returns (its metrics report, wall s)."""
+             extra_gin: Sequence[str] = ()) -> tuple[dict[str, Any], float, str]:
+  """launch/eval.py on the test split; returns (its metrics report, wall s, its path)."""
   bindings = [f"CHECKPOINT_PATH='{args.model_dir}'", f"EVAL_OUTPUT_DIR='{output_dir}'",
               f"MIXTURE_OR_TASK_NAME='{mixture}'", "EVAL_SPLIT='test'",
               f"ie_tasks.get_vocabulary.path='{vocab}'", *extra_gin]
@@ -250,7 +251,7 @@ def run_eval(args: argparse.Namespace, vocab: str, env: Mapping[str, str], *,
   reports = glob.glob(os.path.join(output_dir, "eval", "metrics_test_step*.json"))
   latest = max(reports, key=os.path.getmtime)
   with open(latest, encoding="utf-8") as f:
-    return json.load(f), wall
+    return json.load(f), wall, latest
 
 
 def dataset_scores(report: Mapping[str, Any]) -> dict[str, dict[str, float]]:
@@ -374,22 +375,25 @@ def _loss_near(curve: Sequence[Mapping[str, Any]], step: int) -> float | None:
   return before[-1]["loss"] if before else None
 
 
-def plot(result: Mapping[str, Any], results_dir: str, name: str) -> str | None:
-  """quality_curve.png through benchmarks/plots.py when it is there."""
-  try:
-    from benchmarks import plots  # written by the throughput benchmark's owner
-  except ImportError:
-    return None
-  fn = getattr(plots, "plot_learning_curve", None)
-  if fn is None:
-    return None
-  path = os.path.join(results_dir, f"{name}_curve.png")
-  try:
-    fn(result["learning_curve"]["train"], result["learning_curve"]["dev"], path)
-  except Exception as e:  # a plot must not lose the numbers
-    print(f"plot failed: {e!r}", file=sys.stderr)
-    return None
-  return path
+def plot(model_dir: str, metrics_jsons: Mapping[str, str], results_dir: str,
+         name: str) -> dict[str, str]:
+  """PNG learning curves (loss, dev F1) and per-dataset F1 bars (benchmarks/plots.py)."""
+  from benchmarks import plots
+  made = {}
+  jobs = [("learning_curve", f"{name}_curve.png",
+           lambda p: plots.learning_curves(model_dir, p, "CoNLL-2003 from scratch, CPU budget"))]
+  for label, metrics_json in metrics_jsons.items():
+    jobs.append((label, f"{name}_{label}_f1.png",
+                 lambda p, m=metrics_json: plots.dataset_f1_bars(m, p)))
+  for label, file_name, fn in jobs:
+    path = os.path.join(results_dir, file_name)
+    try:
+      fn(path)
+    except Exception as e:  # a missing plot must not lose the numbers
+      print(f"plot {label} failed: {e!r}", file=sys.stderr)
+      continue
+    made[label] = os.path.relpath(path, common.REPO_ROOT)
+  return made
 
 
 # --------------------------------------------------------------------------
@@ -448,10 +452,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   result["training"] = training
   result["learning_curve"] = {"train": log["curve"], "dev": dev}
 
+  metrics_jsons: dict[str, str] = {}
   if not args.skip_test:
     out = os.path.join(args.model_dir, "test_eval")
-    report, wall = run_eval(args, vocab, env, mixture=CONLL_TASK, output_dir=out,
-                            num_examples=args.test_examples, extra_gin=eval_gin)
+    report, wall, metrics_jsons["conll2003_test"] = run_eval(
+        args, vocab, env, mixture=CONLL_TASK, output_dir=out,
+        num_examples=args.test_examples, extra_gin=eval_gin)
     preds = predictions_file(out, CONLL_TASK, report["step"])
     result["conll2003_test"] = {
         "step": report["step"], "wall_s": wall, "datasets": dataset_scores(report),
@@ -459,16 +465,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "num_examples_limit": args.test_examples}
   if not args.skip_zeroshot:
     out = os.path.join(args.model_dir, "zeroshot_eval")
-    report, wall = run_eval(args, vocab, env, mixture=ZEROSHOT_MIXTURE, output_dir=out,
-                            num_examples=args.zeroshot_examples, extra_gin=eval_gin)
+    report, wall, metrics_jsons["crossner_zeroshot"] = run_eval(
+        args, vocab, env, mixture=ZEROSHOT_MIXTURE, output_dir=out,
+        num_examples=args.zeroshot_examples, extra_gin=eval_gin)
     datasets = dataset_scores(report)
     result["crossner_zeroshot"] = {
         "step": report["step"], "wall_s": wall, "datasets": datasets,
         "average_f1": sum(d["f1"] for d in datasets.values()) / max(len(datasets), 1),
         "num_examples_limit": args.zeroshot_examples}
-  png = plot(result, args.results_dir, args.name)
-  if png:
-    result["plot"] = os.path.relpath(png, common.REPO_ROOT)
+  result["plots"] = plot(args.model_dir, metrics_jsons, args.results_dir, args.name)
   json_path, md_path = common.write_results(args.name, result, to_markdown(result),
                                             args.results_dir)
   print(f"wrote {json_path} and {md_path}")
