@@ -14,6 +14,10 @@ import pytest
 from launch import train as train_lib
 from models import checkpoints, optimizers, partitioning, utils
 from test_trainer_standin import COPY_TASK, StandInModel
+from test_trainer_standin import reuse_compiled_programs  # pylint: disable=unused-import
+
+# Every train() below compiles the same step: compile it once (see the fixture).
+pytestmark = pytest.mark.usefixtures("reuse_compiled_programs")
 
 LENGTHS = {"inputs": 24, "targets": 8}
 

@@ -1,6 +1,7 @@
 """The embedded default trains for real: the loss falls and held-out F1 rises.
 
-Slow (a few minutes on 2 CPU cores): `pytest -m slow tests/test_trainer_integration.py`.
+Slow (about 5-6 minutes on a quiet 2-core CPU; it is `make demo`'s run):
+`pytest -m slow tests/test_trainer_integration.py`.
 """
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ def test_default_run_learns_the_sample(tmp_path):
   model_dir = tmp_path / "run"
   out = subprocess.run(
       [sys.executable, "-m", "launch.train", "--gin_file=gin/local/default.gin",
-       "--gin.TRAIN_STEPS=400", "--gin.EVAL_PERIOD=100", f"--gin.MODEL_DIR='{model_dir}'"],
+       "--gin.train.eval_at_start=True", f"--gin.MODEL_DIR='{model_dir}'"],
       cwd=REPO, env={**os.environ, "XLA_FLAGS": ""}, check=True, capture_output=True,
       text=True).stdout
-  losses = [float(m) for m in re.findall(r"^step \d+/400 \| loss ([\d.]+)", out, re.M)]
-  assert len(losses) >= 30
+  steps = int(re.search(r"^step \d+/(\d+) \|", out, re.M).group(1))
+  losses = [float(m) for m in re.findall(rf"^step \d+/{steps} \| loss ([\d.]+)", out, re.M)]
+  assert len(losses) >= steps // 10 - 1
   first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
-  assert last < 0.6 * first, (first, last)
+  assert last < 0.3 * first, (first, last)
   f1 = {step: json.loads((model_dir / "eval" / f"metrics_validation_step{step}.json")
-                         .read_text())["average"]["f1"] for step in (100, 400)}
-  assert f1[400] > f1[100] + 3.0, f1  # percent points, on held-out examples
+                         .read_text())["average"]["f1"] for step in (0, steps)}
+  # Percent points on held-out examples: from nothing to clearly learnt.
+  assert f1[0] < 5.0 and f1[steps] > 30.0, f1

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,3 +177,22 @@ def register_copy_task() -> str:
 
 
 register_copy_task()
+
+
+@pytest.fixture(scope="module")
+def reuse_compiled_programs(tmp_path_factory):
+  """A persistent XLA cache for one test module: each train() builds new jit
+  wrappers, so without it every run recompiles the same step (most of these
+  tests' time); with it the program is compiled once and read back."""
+  from jax.experimental.compilation_cache import compilation_cache
+  settings = {"jax_compilation_cache_dir": str(tmp_path_factory.mktemp("xla_cache")),
+              "jax_persistent_cache_min_compile_time_secs": 0.0,
+              "jax_persistent_cache_min_entry_size_bytes": 0}
+  before = {name: getattr(jax.config, name) for name in settings}
+  compilation_cache.reset_cache()
+  for name, value in settings.items():
+    jax.config.update(name, value)
+  yield
+  for name, value in before.items():
+    jax.config.update(name, value)
+  compilation_cache.reset_cache()
