@@ -302,6 +302,18 @@ def test_zero_shot_evaluation_of_a_hugging_face_folder_writes_the_report(
   assert len(predictions.read_text().splitlines()) == 2 * 8
 
 
+def test_hugging_face_folder_brings_its_sentencepiece_vocabulary(hf_folder,
+                                                                  tmp_path):
+  import shutil
+  folder = str(tmp_path / "flan-like")
+  shutil.copytree(hf_folder[0], folder)
+  assert eval_lib.checkpoint_vocabulary_bindings(folder) == {}
+  (tmp_path / "flan-like" / "spiece.model").write_bytes(b"spm")
+  assert eval_lib.checkpoint_vocabulary_bindings(folder) == {
+      "kind": "sentencepiece", "path": os.path.join(folder, "spiece.model"),
+      "extra_ids": 100}  # T5's 100 sentinels, as T5X and HF count them
+
+
 def test_dataset_report_averages_the_sets_in_each_convention(tmp_path):
   def task_metrics(dataset, f1, prefix=""):
     return {f"{prefix}entity/{dataset}/{k}": v for k, v in {
