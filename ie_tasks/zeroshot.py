@@ -31,7 +31,9 @@ Which entity types are asked, and how they are named:
                  "political party", "musical artist", "Restaurant Name").
                  UniversalNER's MIT Movie file is not public in the copy we
                  could read; we ask the IE INSTRUCTIONS names ("average
-                 ratings", ...), as for the six other sets.
+                 ratings", ...), as for the six other sets. To ask `else`
+                 too: `ie_tasks.zeroshot_protocol.universalner_skipped_types
+                 = []`.
 
 Which copy of the corpora: by default the originals (crossner/<domain>/,
 mit/<domain>/, datasets `crossner_*`, `mit_*`), read with
@@ -87,10 +89,21 @@ def instructuie_labels(dataset: str) -> tuple[str, ...]:
   return label_maps.IE_INSTRUCTIONS_LABELS[dataset]
 
 
+@gin.configurable(module="ie_tasks")
+def zeroshot_protocol(*, universalner_skipped_types: Sequence[str] = tuple(
+    sorted(UNIVERSALNER_SKIPPED_TYPES))) -> dict[str, tuple[str, ...]]:
+  """Protocol knobs, read when examples are built (gin).
+
+  `ie_tasks.zeroshot_protocol.universalner_skipped_types = []` asks the
+  catch-all `else` too (UniversalNER's released test data does not).
+  """
+  return {"universalner_skipped_types": tuple(universalner_skipped_types)}
+
+
 def universalner_types(dataset: str) -> tuple[str, ...]:
   """The types UniversalNER asks, one question each (no catch-all class)."""
-  return tuple(t for t in instructuie_labels(dataset)
-               if t not in UNIVERSALNER_SKIPPED_TYPES)
+  skipped = set(zeroshot_protocol()["universalner_skipped_types"])
+  return tuple(t for t in instructuie_labels(dataset) if t not in skipped)
 
 
 def _check_known(dataset: str) -> None:
@@ -206,7 +219,8 @@ class ZeroShotExamples(tasks_lib.ExamplesDataSource):
                        f"split, not {split!r}")
     spec = ds_lib.get(source_dataset(self._dataset, self._layout))
     key = (spec.path(SPLIT), tasks_lib.max_instances(self._dataset, SPLIT),
-           tasks_lib.template_options()["seed"])
+           tasks_lib.template_options()["seed"],
+           tuple(sorted(zeroshot_protocol().items())))
     with self._lock:
       if key not in self._cache:
         self._cache[key] = make_examples(self._dataset, self._fmt,

@@ -77,6 +77,17 @@ def test_conversation_asks_each_type_but_the_catch_all(ie_data_dir, dataset):
       assert json.loads(ex["targets"]) == json.loads(ex["gold"])
 
 
+def test_the_catch_all_type_can_be_asked_too(ie_data_dir):
+  gin.bind_parameter("ie_tasks.max_instances.evaluation", 3)
+  name = zeroshot.task_name("crossner_politics", "conversation")
+  source = seqio.get_mixture_or_task(name).source
+  assert len(source.examples("test")) == 3 * 8
+  gin.bind_parameter("ie_tasks.zeroshot_protocol.universalner_skipped_types",
+                     [])
+  asked = {json.loads(ex["labels"])[0] for ex in source.examples("test")}
+  assert len(asked) == 9 and "else" in asked
+
+
 def test_conversation_matches_universalners_released_music_test_data(
     ie_data_dir):
   """universal-ner/universal-ner src/eval/test_data/CrossNER_music.json, #0-11."""
