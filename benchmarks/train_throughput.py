@@ -32,7 +32,7 @@ Writes <results_dir>/train_throughput.{json,md}.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import collections
 import os
 import sys
 import time
@@ -55,6 +55,7 @@ MODEL_SIZES = {
 COMMON_HF_FIELDS = dict(d_kv=64, vocab_size=32128, feed_forward_proj="gated-gelu",
                         tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0,
                         eos_token_id=1)
+_STUBBED_MODULES: list[str] = []  # stand-ins installed by _import_trainer_modules
 README_BEGIN = "<!-- train_throughput:begin -->"
 README_END = "<!-- train_throughput:end -->"
 
@@ -107,19 +108,20 @@ def _import_trainer_modules():
   the train step). Where they are missing, empty stand-ins are installed so
   the step itself can be measured; the report lists them.
   """
-  stubbed = []
+  stubbed = _STUBBED_MODULES
   for name in ("seqio", "tensorflow", "clu", "clu.metric_writers"):
     try:
       __import__(name)
     except ImportError:
       module = types.ModuleType(name)
-      module.ShardInfo = object  # seqio.ShardInfo appears in signatures only
+      # The partitioner builds seqio.ShardInfo(index=, num_shards=) to place batches.
+      module.ShardInfo = collections.namedtuple("ShardInfo", ["index", "num_shards"])
       sys.modules[name] = module
       if name == "clu.metric_writers":
         sys.modules["clu"].metric_writers = module
       stubbed.append(name)
   from models import optimizers, partitioning, trainer, utils  # pylint: disable=g-import-not-at-top
-  return optimizers, partitioning, trainer, utils, stubbed
+  return optimizers, partitioning, trainer, utils, list(stubbed)
 
 
 # --------------------------------------------------------------------------
