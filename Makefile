@@ -19,7 +19,8 @@ $(STAMP): setup.py
 
 venv: $(STAMP)
 
-# The main job on the embedded default (offline; uses $$IE_DATA_DIR when set).
+# The main job: instruction examples, then a tiny T5 trained on the embedded
+# sample with per-dataset F1 at step 0 and at the end (ARGS=--no_train: look only).
 demo: $(STAMP)
 	$(PY) -m launch.demo $(ARGS)
 
