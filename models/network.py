@@ -174,7 +174,7 @@ class Decoder(nn.Module):
       logits = self.shared_embedding.attend(y) / jnp.sqrt(y.shape[-1]).astype(jnp.float32)
     else:
       logits = layers.DenseGeneral(cfg.vocab_size, kernel_axes=("embed", "vocab"), dtype=jnp.float32,
-                                   name="logits_dense")(y)
+                                   row_major_grads=True, name="logits_dense")(y)
     logits = layers.constrain(logits, ("batch", "length", "vocab"))
     if step_index is not None:
       logits = jnp.where(step_index < max_decode_length, logits, jnp.nan)
