@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import gin
 import numpy as np
@@ -190,8 +190,12 @@ class ExamplesDataSource(seqio.DataSource):
   def list_shards(self, split: str) -> Sequence[str]:
     return [split]
 
+  def examples(self, split: str) -> list[dict[str, str]]:
+    """The example dicts of a split; subclasses serve other sources."""
+    return task_examples(self._name, split)
+
   def num_input_examples(self, split: str) -> int:
-    return len(task_examples(self._name, split))
+    return len(self.examples(split))
 
   def get_dataset(self, split: str = "train", shuffle: bool = True,
                   seed: int | None = None,
@@ -199,7 +203,7 @@ class ExamplesDataSource(seqio.DataSource):
                   sequence_length=None, use_cached: bool = False,
                   num_epochs: int | None = 1) -> tf.data.Dataset:
     del sequence_length, use_cached, num_epochs  # handled by seqio.Task
-    examples = task_examples(self._name, split)
+    examples = self.examples(split)
     order = np.arange(len(examples))
     if shard_info is not None:
       order = order[shard_info.index::shard_info.num_shards]
@@ -216,14 +220,17 @@ def _metric_fns(task: str, fmt: str) -> list:
   return postprocessors.metric_fns_for(task if fmt == "instructuie" else "CONV")
 
 
-def register_task(task: str, dataset: str, fmt: str) -> str:
-  """Registers (or replaces) one task; returns its name."""
-  name = task_name(task, dataset, fmt)
-  spec = ds_lib.get(dataset)
+def add_task(name: str, source: seqio.DataSource,
+             metric_fns: Sequence[Callable[..., Any]]) -> str:
+  """Registers (or replaces) a task over example dicts; returns its name.
+
+  Every IE task tokenizes the same way and scores with our postprocessor;
+  only the source and the metric functions differ.
+  """
   seqio.TaskRegistry.remove(name)
   seqio.TaskRegistry.add(
       name,
-      source=ExamplesDataSource(name, spec.splits),
+      source=source,
       output_features=output_features(),
       preprocessors=[
           seqio.preprocessors.tokenize,
@@ -231,8 +238,15 @@ def register_task(task: str, dataset: str, fmt: str) -> str:
           preprocessors.append_eos_after_trim,
       ],
       postprocess_fn=postprocessors.postprocess,
-      metric_fns=_metric_fns(task, fmt))
+      metric_fns=list(metric_fns))
   return name
+
+
+def register_task(task: str, dataset: str, fmt: str) -> str:
+  """Registers (or replaces) one task; returns its name."""
+  name = task_name(task, dataset, fmt)
+  return add_task(name, ExamplesDataSource(name, ds_lib.get(dataset).splits),
+                  _metric_fns(task, fmt))
 
 
 def tasks_for_dataset(dataset: str) -> list[tuple[str, str]]:

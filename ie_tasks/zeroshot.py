@@ -58,14 +58,10 @@ import threading
 from typing import Mapping, Sequence
 
 import gin
-import numpy as np
 import seqio
-import tensorflow as tf
 
 from ie_tasks import datasets as ds_lib
 from ie_tasks import metrics
-from ie_tasks import postprocessors
-from ie_tasks import preprocessors
 from ie_tasks import tasks as tasks_lib
 from ie_tasks.readers import label_maps
 from ie_tasks.records import Record
@@ -227,43 +223,13 @@ class ZeroShotExamples(tasks_lib.ExamplesDataSource):
                                          self._layout)
       return self._cache[key]
 
-  def num_input_examples(self, split: str) -> int:
-    return len(self.examples(split))
-
-  def get_dataset(self, split: str = SPLIT, shuffle: bool = True,
-                  seed: int | None = None,
-                  shard_info: seqio.ShardInfo | None = None, *,
-                  sequence_length=None, use_cached: bool = False,
-                  num_epochs: int | None = 1) -> tf.data.Dataset:
-    del sequence_length, use_cached, num_epochs  # handled by seqio.Task
-    examples = self.examples(split)
-    order = np.arange(len(examples))
-    if shard_info is not None:
-      order = order[shard_info.index::shard_info.num_shards]
-    if shuffle:
-      order = np.random.default_rng(0 if seed is None else seed).permutation(
-          order)
-    columns = {k: tf.constant([examples[i][k] for i in order], tf.string)
-               if len(order) else tf.zeros([0], tf.string)
-               for k in tasks_lib.EXAMPLE_FIELDS}
-    return tf.data.Dataset.from_tensor_slices(columns)
-
 
 def register_task(dataset: str, fmt: str, layout: str = "original") -> str:
   name = task_name(dataset, fmt, layout)
-  seqio.TaskRegistry.remove(name)
-  seqio.TaskRegistry.add(
-      name, source=ZeroShotExamples(name, dataset, fmt, layout),
-      output_features=tasks_lib.output_features(),
-      preprocessors=[
-          seqio.preprocessors.tokenize,
-          seqio.CacheDatasetPlaceholder(),
-          preprocessors.append_eos_after_trim,
-      ],
-      postprocess_fn=postprocessors.postprocess,
-      # Both papers' string conventions, whatever the prompt format.
-      metric_fns=[metrics.instructuie_metrics, metrics.universalner_metrics])
-  return name
+  # Both papers' string conventions, whatever the prompt format.
+  return tasks_lib.add_task(
+      name, ZeroShotExamples(name, dataset, fmt, layout),
+      [metrics.instructuie_metrics, metrics.universalner_metrics])
 
 
 def _register_mixture(name: str, task_names: Sequence[str]) -> str:

@@ -31,13 +31,10 @@ import threading
 from typing import Sequence
 
 import gin
-import seqio
-import tensorflow as tf
 
 from ie_tasks import datasets as ds_lib
 from ie_tasks import paths
 from ie_tasks import postprocessors
-from ie_tasks import preprocessors
 from ie_tasks import tasks as tasks_lib
 from ie_tasks.distill import write
 from ie_tasks.records import Record
@@ -98,42 +95,6 @@ class DistilledExamples(tasks_lib.ExamplesDataSource):
       self._cache[key] = examples
     return examples
 
-  def num_input_examples(self, split: str) -> int:
-    return len(self.examples(split))
-
-  def get_dataset(self, split: str = "train", shuffle: bool = True,
-                  seed: int | None = None,
-                  shard_info: seqio.ShardInfo | None = None, *,
-                  sequence_length=None, use_cached: bool = False,
-                  num_epochs: int | None = 1) -> tf.data.Dataset:
-    del sequence_length, use_cached, num_epochs  # handled by seqio.Task
-    examples = self.examples(split)
-    order = list(range(len(examples)))
-    if shard_info is not None:
-      order = order[shard_info.index::shard_info.num_shards]
-    if shuffle:
-      import numpy as np
-      order = list(np.random.default_rng(0 if seed is None else seed)
-                   .permutation(order))
-    columns = {k: tf.constant([examples[i][k] for i in order],
-                              dtype=tf.string) if order else
-               tf.zeros([0], tf.string) for k in tasks_lib.EXAMPLE_FIELDS}
-    return tf.data.Dataset.from_tensor_slices(columns)
-
-
-def _add_task(name: str, source: seqio.DataSource) -> str:
-  seqio.TaskRegistry.remove(name)
-  seqio.TaskRegistry.add(
-      name, source=source, output_features=tasks_lib.output_features(),
-      preprocessors=[
-          seqio.preprocessors.tokenize,
-          seqio.CacheDatasetPlaceholder(),
-          preprocessors.append_eos_after_trim,
-      ],
-      postprocess_fn=postprocessors.postprocess,
-      metric_fns=postprocessors.metric_fns_for("CONV"))
-  return name
-
 
 @gin.configurable(module="ie_tasks")
 def register_distilled_dataset(name: str = gin.REQUIRED,
@@ -172,6 +133,7 @@ def register_distilled_dataset(name: str = gin.REQUIRED,
         formats=("conversation",), dataset_tag=tag))
     task = tasks_lib.task_name("NER", dataset, "conversation")
     splits = ("train", "validation") if validation_fraction else ("train",)
-    names[tag] = _add_task(task, DistilledExamples(task, dataset, directory,
-                                                   tag, splits))
+    names[tag] = tasks_lib.add_task(
+        task, DistilledExamples(task, dataset, directory, tag, splits),
+        postprocessors.metric_fns_for("CONV"))
   return names[tagged]
