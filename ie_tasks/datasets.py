@@ -29,6 +29,7 @@ import gin
 
 from ie_tasks import paths
 from ie_tasks import records as rec
+from ie_tasks.readers import label_maps
 
 # seqio split names; files use `dev` where we say `validation`.
 SPLITS = ("train", "validation", "test")
@@ -309,17 +310,8 @@ _IEI_HINT = (
     "<data root>/ie_instructions/")
 
 # Original CrossNER / CoNLL-2003 tags -> the IE INSTRUCTIONS names.
-CROSSNER_TYPE_MAP = {
-    "misc": "else", "organisation": "organization",
-    "programlang": "program language", "literarygenre": "literary genre",
-    "musicalartist": "musical artist", "musicgenre": "music genre",
-    "musicalinstrument": "musical instrument",
-    "politicalparty": "political party",
-    "chemicalcompound": "chemical compound",
-    "chemicalelement": "chemical element",
-    "astronomicalobject": "astronomical object",
-    "academicjournal": "academic journal",
-}
+# The IE INSTRUCTIONS names of the original tags (one table, in the readers).
+CROSSNER_TYPE_MAP = label_maps.CROSSNER_TO_IE_INSTRUCTIONS
 CROSSNER_TYPES = {
     "conll2003": ("person", "organisation", "location", "misc"),
     "ai": ("algorithm", "conference", "country", "field", "location", "metrics",
@@ -338,16 +330,8 @@ CROSSNER_TYPES = {
                 "enzyme", "event", "location", "misc", "organisation", "person",
                 "protein", "scientist", "theory", "university"),
 }
-MIT_TYPE_MAP = {
-    "movie": {"ACTOR": "actor", "CHARACTER": "character",
-              "DIRECTOR": "director", "GENRE": "genre", "PLOT": "plot",
-              "RATING": "rating", "RATINGS_AVERAGE": "average ratings",
-              "REVIEW": "review", "SONG": "song", "TITLE": "title",
-              "TRAILER": "trailer", "YEAR": "year"},
-    "restaurant": {"Amenity": "Amenity", "Cuisine": "Cuisine", "Dish": "Dish",
-                   "Hours": "Hours", "Location": "Location", "Price": "Price",
-                   "Rating": "Rating", "Restaurant_Name": "Restaurant Name"},
-}
+MIT_TYPE_MAP = {"movie": label_maps.MIT_MOVIE_TO_IE_INSTRUCTIONS,
+                "restaurant": label_maps.MIT_RESTAURANT_TO_IE_INSTRUCTIONS}
 CONLL04_TYPE_MAP = {
     "Loc": "location", "Org": "organization", "Peop": "person",
     "Other": "other", "Work_For": "work for", "Kill": "kill",
