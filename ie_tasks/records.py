@@ -165,22 +165,47 @@ def write_jsonl(records: Iterable[Record], path: str) -> int:
   return count
 
 
-def read_jsonl(path: str) -> Iterator[Record]:
+def load_json(path: str) -> Any:
+  """A JSON file's value; malformed JSON raises DataError naming file and line."""
+  with open(path, encoding="utf-8") as f:
+    try:
+      return json.load(f)
+    except json.JSONDecodeError as e:
+      raise DataError(f"malformed JSON: {e.msg}", path=path,
+                      line=e.lineno) from None
+
+
+def load_json_list(path: str, what: str = "items") -> list[Any]:
+  """A JSON file that must hold a list (of `what`, named in the error)."""
+  value = load_json(path)
+  if not isinstance(value, list):
+    raise DataError(f"expected a JSON list of {what}", path=path,
+                    value=type(value).__name__)
+  return value
+
+
+def iter_json_lines(path: str) -> Iterator[tuple[int, Any]]:
+  """(line number, value) of every non-blank JSONL line; bad JSON raises DataError."""
   with open(path, encoding="utf-8") as f:
     for line_number, line in enumerate(f, start=1):
       if not line.strip():
         continue
       try:
-        obj = json.loads(line)
-        record = Record.from_json(obj)
+        yield line_number, json.loads(line)
       except json.JSONDecodeError as e:
         raise DataError(f"malformed JSON: {e.msg}", path=path,
-                        line=line_number) from e
-      except (KeyError, TypeError) as e:
-        raise DataError(f"missing or malformed field: {e}", path=path,
-                        line=line_number) from e
-      record.validate(path=path, line=line_number)
-      yield record
+                        line=line_number) from None
+
+
+def read_jsonl(path: str) -> Iterator[Record]:
+  for line_number, obj in iter_json_lines(path):
+    try:
+      record = Record.from_json(obj)
+    except (KeyError, TypeError) as e:
+      raise DataError(f"missing or malformed field: {e}", path=path,
+                      line=line_number) from e
+    record.validate(path=path, line=line_number)
+    yield record
 
 
 def entity_set(record: Record) -> set[tuple[str, str]]:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ie_tasks import parsing
+from ie_tasks.distill import passages as passages_lib
 from ie_tasks.templates import conversation
 
 PROMPT_VERSION = "checkpoint-conversation-v1"
@@ -140,7 +141,7 @@ def annotate_file(passages_path: str, output_path: str,
           done.add(json.loads(line)["id"])
         except (json.JSONDecodeError, KeyError, TypeError):
           continue  # a line cut by a crash: that passage is asked again
-  todo = [p for p in _read_passages(passages_path) if p["id"] not in done]
+  todo = [p for p in passages_lib.read_passages(passages_path) if p["id"] not in done]
   step = passages_per_step or max(1, teacher.batch_size // max(
       1, len(teacher.types)))
   summary = {"passages_skipped_done": len(done), "passages_annotated": 0,
@@ -154,22 +155,3 @@ def annotate_file(passages_path: str, output_path: str,
         summary["parse_failures"] += annotation["parse_failures"]
       f.flush()
   return summary
-
-
-def _read_passages(path: str) -> Iterable[dict]:
-  from ie_tasks.records import DataError
-  with open(path, encoding="utf-8") as f:
-    for line_number, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      try:
-        passage = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON: {e.msg}", path=path,
-                        line=line_number) from None
-      for field in ("id", "text"):
-        if not isinstance(passage.get(field), str):
-          raise DataError("missing or non-string field", path=path,
-                          line=line_number, field=field,
-                          value=passage.get(field))
-      yield passage

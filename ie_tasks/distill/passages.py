@@ -22,7 +22,7 @@ import os
 import re
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ie_tasks.records import DataError
+from ie_tasks.records import DataError, iter_json_lines
 
 PAPER_MAX_TOKENS = 256
 
@@ -132,20 +132,12 @@ def _field(obj: Any, dotted: str) -> Any:
 
 def read_jsonl_documents(path: str, text_field: str = "text") -> Iterator[str]:
   """The `text_field` (dotted for nested objects) of every JSONL line."""
-  with open(path, encoding="utf-8") as f:
-    for line_number, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      try:
-        obj = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON: {e.msg}", path=path,
-                        line=line_number) from None
-      text = _field(obj, text_field)
-      if not isinstance(text, str):
-        raise DataError("missing or non-string text field", path=path,
-                        line=line_number, field=text_field, value=text)
-      yield text
+  for line_number, obj in iter_json_lines(path):
+    text = _field(obj, text_field)
+    if not isinstance(text, str):
+      raise DataError("missing or non-string text field", path=path,
+                      line=line_number, field=text_field, value=text)
+    yield text
 
 
 def read_tfds_documents(name: str, *, split: str = "train",
@@ -295,23 +287,15 @@ def write_passages(passages: Iterable[dict], path: str) -> int:
 def read_passages(path: str) -> list[dict[str, str]]:
   """Reads passage JSONL; every line needs string "id" and "text"."""
   passages, ids = [], set()
-  with open(path, encoding="utf-8") as f:
-    for line_number, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      try:
-        obj = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON: {e.msg}", path=path,
-                        line=line_number) from None
-      for field in ("id", "text"):
-        if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
-          raise DataError("missing or non-string field", path=path,
-                          line=line_number, field=field, value=obj)
-      if obj["id"] in ids:
-        raise DataError("duplicate passage id", path=path, line=line_number,
-                        field="id", value=obj["id"])
-      ids.add(obj["id"])
-      obj.setdefault("source", "")
-      passages.append(obj)
+  for line_number, obj in iter_json_lines(path):
+    for field in ("id", "text"):
+      if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
+        raise DataError("missing or non-string field", path=path,
+                        line=line_number, field=field, value=obj)
+    if obj["id"] in ids:
+      raise DataError("duplicate passage id", path=path, line=line_number,
+                      field="id", value=obj["id"])
+    ids.add(obj["id"])
+    obj.setdefault("source", "")
+    passages.append(obj)
   return passages

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 import re
 from typing import Any
@@ -42,7 +41,8 @@ from typing import Any
 from ie_tasks.readers import label_maps
 from ie_tasks.readers.spans import nearest_occurrence
 from ie_tasks.readers.stats import ReadStats, skip_or_raise
-from ie_tasks.records import Argument, DataError, Event, Record, Span
+from ie_tasks.records import (Argument, DataError, Event, Record, Span,
+                              load_json)
 
 SPLITS = ("train", "dev", "test")
 _END_MARKER = "</text>"
@@ -215,12 +215,7 @@ def read_casie(annotation_dir: str, *, split: str, dataset: str = "casie",
     if split_of(doc_id) != split:
       continue
     try:
-      with open(path, encoding="utf-8") as f:
-        try:
-          doc = json.load(f)
-        except json.JSONDecodeError as e:
-          raise DataError(f"malformed JSON: {e.msg}", path=path,
-                          line=e.lineno) from None
+      doc = load_json(path)
       content, events = _document_events(path, doc, strict, max_shift, stats)
       doc_records = _sentence_records(doc_id, content, events, dataset, split,
                                       stats)

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from ie_tasks.readers.spans import find_occurrences
 from ie_tasks.readers.stats import ReadStats, skip_or_raise
-from ie_tasks.records import DataError, Entity, Record
+from ie_tasks.records import DataError, Entity, Record, load_json_list
 
 _QUESTION = re.compile(r"^What describes (.+?) in the text\?$", re.DOTALL)
 _TEXT_PREFIX = "Text: "
@@ -99,15 +99,7 @@ def read_universalner_conversations(
     path: str, *, dataset: str, split: str, skip_invalid: bool = False,
     stats: ReadStats | None = None) -> list[Record]:
   """One Record per conversation (passage) of a UniversalNER JSON file."""
-  try:
-    with open(path, encoding="utf-8") as f:
-      items = json.load(f)
-  except json.JSONDecodeError as e:
-    raise DataError(f"malformed JSON: {e.msg}", path=path,
-                    line=e.lineno) from None
-  if not isinstance(items, list):
-    raise DataError("expected a JSON list of conversations", path=path,
-                    value=type(items).__name__)
+  items = load_json_list(path, "conversations")
   records = []
   for index, item in enumerate(items):
     try:

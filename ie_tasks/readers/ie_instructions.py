@@ -17,7 +17,6 @@ Dataset folder names may contain spaces (`CoNLL 2003`).
 """
 from __future__ import annotations
 
-import json
 import dataclasses
 import os
 from typing import Any, Mapping
@@ -25,7 +24,7 @@ from typing import Any, Mapping
 from ie_tasks.readers.spans import find_occurrences
 from ie_tasks.readers.stats import ReadStats, skip_or_raise
 from ie_tasks.records import (Argument, DataError, Entity, Event, Record,
-                              Relation, Span)
+                              Relation, Span, load_json, load_json_list)
 
 TASKS = ("NER", "RE", "EE")
 SPLITS = ("train", "dev", "test")
@@ -52,12 +51,7 @@ def find_datasets(root: str) -> dict[tuple[str, str], str]:
 
 def read_labels(path: str) -> tuple[str, ...]:
   """Type names from labels.json (a list, or an EE dict type -> roles)."""
-  try:
-    with open(path, encoding="utf-8") as f:
-      labels = json.load(f)
-  except json.JSONDecodeError as e:
-    raise DataError(f"malformed JSON: {e.msg}", path=path,
-                    line=e.lineno) from None
+  labels = load_json(path)
   if isinstance(labels, dict):
     return tuple(labels)
   if isinstance(labels, list) and all(isinstance(x, str) for x in labels):
@@ -89,15 +83,7 @@ def read_ie_instructions(path: str, *, dataset: str, split: str,
     beside = os.path.join(os.path.dirname(path), "labels.json")
     labels_path = beside if os.path.isfile(beside) else None
   labels = read_labels(labels_path) if labels_path else None
-  try:
-    with open(path, encoding="utf-8") as f:
-      instances = json.load(f)
-  except json.JSONDecodeError as e:
-    raise DataError(f"malformed JSON: {e.msg}", path=path,
-                    line=e.lineno) from None
-  if not isinstance(instances, list):
-    raise DataError("expected a JSON list of instances", path=path,
-                    value=type(instances).__name__)
+  instances = load_json_list(path, "instances")
   records = []
   for index, instance in enumerate(instances):
     try:

@@ -16,14 +16,14 @@ that file; without it, the mapped types of the maps.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ie_tasks.readers import label_maps
 from ie_tasks.readers.bio import TagSequenceError, tags_to_spans
 from ie_tasks.readers.spans import join_tokens
 from ie_tasks.readers.stats import ReadStats, skip_or_raise
-from ie_tasks.records import DataError, Entity, Record, Relation
+from ie_tasks.records import (DataError, Entity, Record, Relation, load_json,
+                              load_json_list)
 
 
 def _load_type_names(types_path: str | None) -> tuple[dict, dict, bool]:
@@ -32,12 +32,7 @@ def _load_type_names(types_path: str | None) -> tuple[dict, dict, bool]:
   relation_names = dict(label_maps.CONLL04_RELATION_TYPES)
   if types_path is None:
     return entity_names, relation_names, False
-  try:
-    with open(types_path, encoding="utf-8") as f:
-      types = json.load(f)
-  except json.JSONDecodeError as e:
-    raise DataError(f"malformed JSON: {e.msg}", path=types_path,
-                    line=e.lineno) from None
+  types = load_json(types_path)
   entities = {k: entity_names.get(k, v.get("verbose", k).lower())
               for k, v in types.get("entities", {}).items()}
   relations = {k: relation_names.get(k, v.get("verbose", k).lower())
@@ -50,15 +45,7 @@ def read_spert_json(path: str, *, dataset: str = "conll04", split: str,
                     stats: ReadStats | None = None) -> list[Record]:
   """One Record per item, with entities and the relations between them."""
   entity_names, relation_names, from_file = _load_type_names(types_path)
-  try:
-    with open(path, encoding="utf-8") as f:
-      items = json.load(f)
-  except json.JSONDecodeError as e:
-    raise DataError(f"malformed JSON: {e.msg}", path=path,
-                    line=e.lineno) from None
-  if not isinstance(items, list):
-    raise DataError("expected a JSON list of items", path=path,
-                    value=type(items).__name__)
+  items = load_json_list(path, "items")
   entity_universe = tuple(entity_names.values())
   relation_universe = tuple(relation_names.values())
   records = []
