@@ -101,6 +101,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                  help="first N test sentences per CrossNER domain (default: all)")
   p.add_argument("--results_dir", default=common.RESULTS_DIR)
   p.add_argument("--name", default=None, help="results file name (default: quality)")
+  p.add_argument("--note", action="append", default=[],
+                 help="a line for the report's notes (repeatable), e.g. the load")
   p.add_argument("--smoke", action="store_true",
                  help="tiny model, vocabulary and budget: proves the path end to end")
   args = p.parse_args(argv)
@@ -217,7 +219,8 @@ def dev_curve(model_dir: str) -> list[dict[str, float]]:
 
 def throughput(log: Mapping[str, Any]) -> dict[str, Any]:
   """Median step time and tokens/s over the logged windows (after compile)."""
-  timed = [p for p in log["curve"] if "step_time_s" in p]
+  # The console rounds to whole milliseconds: a 0 says nothing about speed.
+  timed = [p for p in log["curve"] if p.get("step_time_s")]
   if not timed:
     return {}
   times = sorted(p["step_time_s"] for p in timed)
@@ -410,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   eval_gin = SMOKE_EVAL_GIN if args.smoke else ()
   result: dict[str, Any] = {"benchmark": "quality", "smoke": args.smoke,
                             "model_dir": args.model_dir, "vocabulary": vocab,
-                            "notes": []}
+                            "notes": list(args.note)}
 
   run_info_path = os.path.join(args.model_dir, "run_info.json")
   if not args.skip_train:

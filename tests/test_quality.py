@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -71,6 +72,7 @@ def test_parse_train_log_reads_the_trainers_console_lines(capsys):
   print("step 1: first step (compile + run) took 12.5s")
   logger.start(0)
   for step, loss in ((10, 2.5), (20, 1.25)):
+    time.sleep(0.05)  # at least a few ms per step, as the console rounds to ms
     logger.log(step, {"train/loss": loss, "train/accuracy": 0.5,
                       "train/learning_rate": 1e-3})
   logger.close()
