@@ -22,3 +22,5 @@ tasks.register_all()
 mixtures.register_mixtures()
 
 from ie_tasks.distill import register as _distill_register  # pylint: disable=g-import-not-at-top
+# The seven-set zero-shot NER tasks and mixtures (both papers' protocols).
+from ie_tasks import zeroshot  # pylint: disable=g-import-not-at-top
