@@ -24,3 +24,21 @@ def ie_data_dir(shared_data, monkeypatch) -> str:
   """Points IE_DATA_DIR at ../shared/data for the duration of a test."""
   monkeypatch.setenv("IE_DATA_DIR", shared_data)
   return shared_data
+
+
+@pytest.fixture
+def clean_gin(tmp_path_factory, monkeypatch):
+  """Empty gin bindings before and after the test, and a private cache dir."""
+  import gin
+  monkeypatch.setenv("IE_CACHE_DIR",
+                     str(tmp_path_factory.getbasetemp() / "ie_cache"))
+  gin.clear_config()
+  yield
+  gin.clear_config()
+
+
+@pytest.fixture
+def byt5_gin(clean_gin):
+  """clean_gin, with the byte vocabulary (no SentencePiece file to build)."""
+  import gin
+  gin.bind_parameter("ie_tasks.get_vocabulary.kind", "byt5")

@@ -24,14 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LENGTHS = {"inputs": 512, "targets": 64}
 
 
-@pytest.fixture(autouse=True)
-def clean_gin(tmp_path_factory, monkeypatch):
-  monkeypatch.setenv("IE_CACHE_DIR", str(tmp_path_factory.getbasetemp() /
-                                         "ie_cache"))
-  gin.clear_config()
-  gin.bind_parameter("ie_tasks.get_vocabulary.kind", "byt5")
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("byt5_gin")
 
 
 @pytest.fixture(scope="module")

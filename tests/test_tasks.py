@@ -12,14 +12,7 @@ from ie_tasks import datasets, mixtures, tasks
 from ie_tasks.templates import instructuie
 
 
-@pytest.fixture(autouse=True)
-def clean_gin(tmp_path_factory, monkeypatch):
-  """Each test starts from empty gin bindings and a private cache dir."""
-  monkeypatch.setenv("IE_CACHE_DIR", str(tmp_path_factory.getbasetemp() /
-                                         "ie_cache"))
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")
 
 
 def test_import_registers_every_dataset_task_and_format():

@@ -31,13 +31,7 @@ from models.models import EncoderDecoderModel
 LENGTHS = {"inputs": 256, "targets": 8}
 
 
-@pytest.fixture(autouse=True)
-def clean_gin(tmp_path_factory, monkeypatch):
-  monkeypatch.setenv("IE_CACHE_DIR", str(tmp_path_factory.getbasetemp() /
-                                         "ie_cache"))
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")
 
 
 def _labels_json(shared_data, dataset):

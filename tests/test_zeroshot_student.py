@@ -13,7 +13,6 @@ import collections
 import json
 import os
 
-import gin
 import pytest
 import seqio
 
@@ -28,14 +27,7 @@ from launch import distill
 PILE = os.path.join("pile_ner_sample", "slimer_validation.jsonl")
 
 
-@pytest.fixture(autouse=True)
-def clean_gin(tmp_path_factory, monkeypatch):
-  monkeypatch.setenv("IE_CACHE_DIR", str(tmp_path_factory.getbasetemp() /
-                                         "ie_cache"))
-  gin.clear_config()
-  gin.bind_parameter("ie_tasks.get_vocabulary.kind", "byt5")
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("byt5_gin")
 
 
 @pytest.fixture(scope="module")
