@@ -17,7 +17,9 @@ ndim >= 1 must have the (flattened) batch as its leading dimension; scalar
 leaves (such as `cache_index`) are shared by all rows. A model that scans over
 layers stacks its cache on a leading layers axis: pass `cache_offset=1`, and
 the batch is axis 1 of every leaf with ndim > 1 (the [layers] `cache_index`
-is shared), as in T5X. The decoding functions
+is shared), as in T5X. A leaf that decoding never writes (projected
+encoder keys/values) should come back as the same array it went in as: beam
+search then skips reordering it. The decoding functions
 expand the cache for several samples or beams themselves; a model expands what
 its `tokens_to_logits` closes over (encoder outputs, masks) with
 `flat_batch_beam_expand`.
@@ -83,14 +85,51 @@ def cache_map(fn: Callable[[jax.Array], jax.Array], cache: PyTree,
 
 
 def gather_cache_beams(cache: PyTree, beam_indices: jax.Array, batch_size: int,
-                       beam_size: int, cache_offset: int = 0) -> PyTree:
-  """Reorders a flattened [B * K] cache so row (b, k) holds beam beam_indices[b, k]."""
+                       beam_size: int, cache_offset: int = 0,
+                       previous_cache: Optional[PyTree] = None) -> PyTree:
+  """Reorders a flattened [B * K] cache so row (b, k) holds beam beam_indices[b, k].
+
+  With `previous_cache` (the cache before this step, same structure), leaves
+  that are the very same array in both were never written while decoding (the
+  cross-attention keys and values): every beam of an example still holds the
+  copy made when the batch was expanded, so reordering them is a no-op and is
+  skipped, saving a copy of the largest cache leaves per step.
+  """
   def gather(leaf):
     leaf = jnp.moveaxis(leaf, cache_offset, 0)
     leaf = flatten_beam_dim(gather_beams(
         unflatten_beam_dim(leaf, batch_size, beam_size), beam_indices))
     return jnp.moveaxis(leaf, 0, cache_offset)
-  return cache_map(gather, cache, cache_offset)
+  if previous_cache is None:
+    return cache_map(gather, cache, cache_offset)
+  return jax.tree_util.tree_map(
+      lambda leaf, before: leaf if leaf is before or jnp.ndim(leaf) <= cache_offset
+      else gather(leaf), cache, previous_cache)
+
+
+def first_argmax(logits: jax.Array) -> jax.Array:
+  """`jnp.argmax(logits, -1)` (first index of the maximum) as two plain reductions.
+
+  XLA on CPU runs argmax's (value, index) reduction unvectorised: over a
+  32k vocabulary it cost more than a decoding step's LM head. A max, then the
+  smallest index holding it, vectorise. Rows that are all NaN give index 0, as
+  argmax's NaN propagation would not.
+  """
+  vocab_size = logits.shape[-1]
+  top = jnp.max(logits, axis=-1, keepdims=True)
+  index = lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
+  first = jnp.min(jnp.where(logits == top, index, vocab_size), axis=-1)
+  return jnp.where(first == vocab_size, 0, first).astype(jnp.int32)
+
+
+def token_log_probs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
+  """log_softmax(logits)[..., token] per row without writing the normalised row.
+
+  logits [..., V], tokens [...] -> [...]: the chosen logit minus the row's
+  logsumexp, two passes over V instead of log_softmax's three plus a gather.
+  """
+  chosen = jnp.take_along_axis(logits, tokens[..., None], axis=-1)[..., 0]
+  return chosen - jax.nn.logsumexp(logits, axis=-1)
 
 
 def brevity_penalty(alpha: float, length: jax.Array) -> jax.Array:
@@ -151,8 +190,7 @@ def _sample_tokens(rng: jax.Array, logits: jax.Array, temperature: Any,
     choice = jnp.take_along_axis(candidate_ids, choice[:, None], axis=-1)[:, 0]
   if not isinstance(temperature, numbers.Number):
     # A traced temperature: 0 still means greedy.
-    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    choice = jnp.where(jnp.asarray(temperature) == 0, greedy, choice)
+    choice = jnp.where(jnp.asarray(temperature) == 0, first_argmax(logits), choice)
   return choice
 
 
@@ -250,7 +288,7 @@ def temperature_sample(
     logits, new_cache = tokens_to_logits(fed, state.cache)
     logits = logits.reshape(rows, -1).astype(jnp.float32)  # [rows, 1, V] too
     if greedy:
-      chosen = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+      chosen = first_argmax(logits)
     else:
       rng = jax.random.fold_in(decode_rng, state.step)
       chosen = _sample_tokens(rng, logits, temperature, topk, topp)
@@ -259,8 +297,7 @@ def temperature_sample(
     is_forced = forced != 0
     token = jnp.where(is_forced, forced, chosen)
     token = jnp.where(state.ended, 0, token)
-    token_log_prob = jnp.take_along_axis(
-        jax.nn.log_softmax(logits), token[:, None], axis=1)[:, 0]
+    token_log_prob = token_log_probs(logits, token)
     log_probs = state.log_probs + jnp.where(
         state.ended | is_forced, 0.0, token_log_prob)
     sequences = jnp.where(
@@ -367,21 +404,27 @@ def beam_search(
     fed = lax.dynamic_index_in_dim(state.live_seqs, step, axis=2, keepdims=False)
     logits, new_cache = tokens_to_logits(
         fed.reshape(batch_size * beam_size, 1), state.cache)
-    vocab_size = logits.shape[-1]
-    log_probs = jax.nn.log_softmax(
-        logits.reshape(batch_size * beam_size, vocab_size).astype(jnp.float32))
-    log_probs = log_probs.reshape(batch_size, beam_size, vocab_size)
+    logits = logits.reshape(batch_size, beam_size, -1).astype(jnp.float32)
+    # The example's best 2K (beam, token) candidates are among each beam's best
+    # 2K tokens (a beam adds one constant to all its tokens), so the example-
+    # wide top-k runs over K x 2K values instead of K x V, and log_softmax is
+    # needed only for those: their logit minus the row's logsumexp.
+    per_beam = min(2 * beam_size, logits.shape[-1])
+    beam_logits, beam_tokens = lax.top_k(logits, per_beam)  # [B, K, per_beam]
+    beam_log_probs = beam_logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)
+    # A forced (prompt) token is each beam's only candidate, at log-prob 0.
     forced = lax.dynamic_index_in_dim(inputs, step, axis=1, keepdims=False)
-    forced_log_probs = jnp.where(
-        jnp.arange(vocab_size)[None, None, :] == forced[:, None, None],
-        0.0, NEG_INF)
-    log_probs = jnp.where((forced != 0)[:, None, None], forced_log_probs, log_probs)
+    is_forced = (forced != 0)[:, None, None]
+    only_first = jnp.where(jnp.arange(per_beam) == 0, 0.0, NEG_INF)
+    beam_log_probs = jnp.where(is_forced, only_first, beam_log_probs)
+    beam_tokens = jnp.where(is_forced, forced[:, None, None], beam_tokens)
 
-    candidates = state.live_log_probs[:, :, None] + log_probs
+    candidates = state.live_log_probs[:, :, None] + beam_log_probs
     top_log_probs, top_ids = lax.top_k(
-        candidates.reshape(batch_size, beam_size * vocab_size), 2 * beam_size)
-    top_beams = top_ids // vocab_size
-    top_tokens = top_ids % vocab_size
+        candidates.reshape(batch_size, beam_size * per_beam), 2 * beam_size)
+    top_beams = top_ids // per_beam
+    top_tokens = jnp.take_along_axis(
+        beam_tokens.reshape(batch_size, beam_size * per_beam), top_ids, axis=1)
     columns = jnp.arange(length + 1, dtype=jnp.int32)[None, None, :]
     top_seqs = jnp.where(columns == step + 1, top_tokens[:, :, None],
                          gather_beams(state.live_seqs, top_beams))
@@ -393,7 +436,8 @@ def beam_search(
     live_seqs = gather_beams(top_seqs, keep)
     source_beams = gather_beams(top_beams, keep)
     new_cache = gather_cache_beams(
-        new_cache, source_beams, batch_size, beam_size, cache_offset)
+        new_cache, source_beams, batch_size, beam_size, cache_offset,
+        previous_cache=state.cache)
 
     # Finished: the old ones and those ending now (EOS, or at the limit).
     ends_now = (is_eos | (step + 1 >= max_len)) & (top_log_probs > NEG_INF / 2)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from models import decoding
 from models import losses
 from models.config import T5Config
 from models.network import Transformer, unstack_layers
@@ -24,21 +25,6 @@ PyTree = Any
 EOS_ID = 1
 DECODING_METHODS = ("greedy", "beam", "sample")
 _DEFAULT_DECODER_PARAMS = {"temperature": 1.0, "topk": 0, "topp": 0.0, "alpha": 0.6}
-
-
-def _first_argmax(logits: Array) -> Array:
-  """`jnp.argmax(logits, -1)` (first index of the maximum) as two plain reductions.
-
-  XLA on CPU runs argmax's (value, index) reduction unvectorised: over
-  [B, L, 32128] logits it cost more than the whole fused cross-entropy forward.
-  A max, then the smallest index holding it, vectorise. Rows that are all NaN
-  give index 0, as argmax's NaN-propagation would not; such rows have NaN loss.
-  """
-  vocab_size = logits.shape[-1]
-  top = jnp.max(logits, axis=-1, keepdims=True)
-  index = jax.lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
-  first = jnp.min(jnp.where(logits == top, index, vocab_size), axis=-1)
-  return jnp.where(first == vocab_size, 0, first)
 
 
 class EncoderDecoderModel:
@@ -120,7 +106,7 @@ class EncoderDecoderModel:
     real_weights = (targets > 0) if real_weights is None else real_weights
     real_weights = real_weights.astype(jnp.float32)
     weight_sum = jnp.sum(real_weights)
-    correct = jnp.sum((_first_argmax(logits) == targets) * real_weights)
+    correct = jnp.sum((decoding.first_argmax(logits) == targets) * real_weights)
     segments = batch.get("decoder_segment_ids")
     num_examples = (jnp.sum(jnp.max(segments, axis=1)) if segments is not None
                     else jnp.sum(jnp.any(targets > 0, axis=1)))
@@ -171,14 +157,11 @@ class EncoderDecoderModel:
 
   def _predict(self, params, encoder_input_tokens, decoder_prompt, rng, *, method, num_decodes,
                temperature, topk, topp, alpha, max_decode_steps):
-    from models import decoding  # pylint: disable=g-import-not-at-top
     params = self._decoding_params(params)
     length = decoder_prompt.shape[1]
     cache = self.init_cache(params, encoder_input_tokens, length)
     tokens_to_logits = self.tokens_to_logits_fn(params, length)
     if method == "beam":
-      if not hasattr(decoding, "beam_search"):
-        raise NotImplementedError("models/decoding.py has no beam_search yet")
       return decoding.beam_search(decoder_prompt, cache, tokens_to_logits, self.eos_id,
                                   num_decodes=num_decodes, alpha=alpha,
                                   max_decode_len=max_decode_steps)

@@ -413,6 +413,45 @@ def test_helpers_expand_gather_and_skip_scalar_cache_leaves():
   assert mapped["k"].tolist() == [[2.0] * 3] * 2 and int(mapped["cache_index"]) == 7
 
 
+def test_beam_search_skips_reordering_cache_leaves_the_model_never_writes():
+  # A per-example leaf the model only reads (like projected encoder keys):
+  # returned as the same array, beam search does not gather it each step, and
+  # the result is the same as when the model hands back a fresh copy.
+  vocab, length, beams = 6, 4, 3
+  step, init_cache, _ = make_toy(vocab, seed=15, trigram=True)
+  bias = np.random.RandomState(0).normal(size=(2, vocab)).astype(np.float32) * 3.0
+  cache = dict(init_cache(2, length), bias=jnp.asarray(bias))
+  inputs = np.array([[0, 0, 0, 0], [4, 0, 0, 0]], np.int32)
+
+  def model(rewrite):
+    def tokens_to_logits(token_ids, cache):
+      logits, new = step(token_ids, {"history": cache["history"],
+                                     "cache_index": cache["cache_index"]})
+      new["bias"] = cache["bias"] * 1.0 if rewrite else cache["bias"]
+      return logits + cache["bias"], new
+    return tokens_to_logits
+
+  def search(rewrite, cache):
+    return decoding.beam_search(inputs, cache, model(rewrite), EOS,
+                                num_decodes=beams, alpha=0.6)
+
+  (kept, kept_scores), (copied, copied_scores) = search(False, cache), search(True, cache)
+  np.testing.assert_array_equal(kept, copied)
+  np.testing.assert_allclose(kept_scores, copied_scores, rtol=1e-6)
+  gathers = lambda rewrite: str(jax.make_jaxpr(functools.partial(search, rewrite))(cache)).count("gather[")
+  assert gathers(False) < gathers(True)
+
+
+def test_first_argmax_and_token_log_probs_match_the_plain_ops():
+  logits = jnp.asarray(np.random.RandomState(1).normal(size=(3, 4, 50)), jnp.float32)
+  logits = logits.at[0, 0, 7].set(9.0).at[0, 0, 3].set(9.0)  # a tie: the first wins
+  np.testing.assert_array_equal(decoding.first_argmax(logits), jnp.argmax(logits, -1))
+  assert int(decoding.first_argmax(logits)[0, 0]) == 3
+  tokens = jnp.asarray(np.random.RandomState(2).randint(0, 50, size=(3, 4)), jnp.int32)
+  expected = jnp.take_along_axis(jax.nn.log_softmax(logits), tokens[..., None], -1)[..., 0]
+  np.testing.assert_allclose(decoding.token_log_probs(logits, tokens), expected, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------
 # A real flax KV cache (the "cache" collection a flax decoder keeps).
 # ---------------------------------------------------------------------------
