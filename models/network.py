@@ -28,6 +28,20 @@ def _dropout(cfg: T5Config, deterministic: bool, broadcast: bool = True) -> nn.D
                     deterministic=deterministic)
 
 
+def _mlp_sublayer(cfg: T5Config, deterministic: bool, x: Array) -> Array:
+  """RMSNorm -> MLP -> dropout + residual, the last sub-layer of both layer kinds.
+
+  A function, not a module: called from a layer's compact `__call__`, its
+  `pre_mlp_layer_norm` and `mlp` sit directly under `layers_N` as in T5X.
+  """
+  dtype = cfg.activation_dtype
+  y = layers.RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_mlp_layer_norm")(x)
+  y = layers.MlpBlock(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, deterministic,
+                      dtype, name="mlp")(y)
+  y = _dropout(cfg, deterministic)(y) + x
+  return layers.constrain(y, ("batch", "length", "embed"))
+
+
 class EncoderLayer(nn.Module):
   config: T5Config
   deterministic: bool = True
@@ -41,11 +55,7 @@ class EncoderLayer(nn.Module):
         cfg.num_heads, cfg.head_dim, dtype, cfg.dropout_rate, self.deterministic,
         cfg.float32_attention_logits, name="attention")(x, x, mask, bias)
     x = _dropout(cfg, self.deterministic)(x) + inputs
-    y = layers.RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_mlp_layer_norm")(x)
-    y = layers.MlpBlock(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, self.deterministic,
-                        dtype, name="mlp")(y)
-    y = _dropout(cfg, self.deterministic)(y) + x
-    y = layers.constrain(y, ("batch", "length", "embed"))
+    y = _mlp_sublayer(cfg, self.deterministic, x)
     return (y, None) if self.scanned else y
 
 
@@ -70,11 +80,7 @@ class DecoderLayer(nn.Module):
     y = attention("encoder_decoder_attention", "cross_decode" if self.decode else "full")(
         y, encoded, encoder_decoder_mask)
     y = _dropout(cfg, self.deterministic)(y) + x
-    z = layers.RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_mlp_layer_norm")(y)
-    z = layers.MlpBlock(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, self.deterministic,
-                        dtype, name="mlp")(z)
-    z = _dropout(cfg, self.deterministic)(z) + y
-    z = layers.constrain(z, ("batch", "length", "embed"))
+    z = _mlp_sublayer(cfg, self.deterministic, y)
     return (z, None) if self.scanned else z
 
 
