@@ -14,6 +14,7 @@ from ie_tasks import sample
 from ie_tasks import tasks
 from ie_tasks import vocab
 from ie_tasks.paths import data_dir
+from ie_tasks.augment import mention_replacement_options
 from ie_tasks.tasks import max_instances, template_options
 from ie_tasks.vocab import get_vocabulary
 from ie_tasks.mixtures import define_mixture, mixing_rate

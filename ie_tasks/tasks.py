@@ -20,6 +20,7 @@ gin knobs (all read when data is requested, so they work after import):
   ie_tasks.max_instances.per_dataset = {"conll2003": 2000}
   ie_tasks.template_options.seed = 0         # instruction paraphrase choice
   ie_tasks.template_options.num_negatives = 2  # conversation negative types
+  ie_tasks.mention_replacement_options.copies = 1  # NER train augmentation (augment.py)
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from ie_tasks import augment
 from ie_tasks import datasets as ds_lib
 from ie_tasks import postprocessors
 from ie_tasks import preprocessors
@@ -117,6 +119,8 @@ def _make_examples(task: str, dataset: str, fmt: str,
   records = ds_lib.load_records(dataset, split)
   records = _cap(records, max_instances(dataset, split), dataset,
                  options["seed"])
+  if split == "train" and task in TASK_FAMILIES["NER"]:
+    records = augment.augment_records(records, **augment.mention_replacement_options())
   examples: list[dict[str, str]] = []
   if fmt == "instructuie":
     from ie_tasks.templates import instructuie
@@ -154,7 +158,8 @@ def task_examples(name: str, split: str) -> list[dict[str, str]]:
   task, dataset, fmt = parse_task_name(name)
   spec = ds_lib.get(dataset)
   key = (name, split, spec.path(split), max_instances(dataset, split),
-         tuple(sorted(template_options().items())))
+         tuple(sorted(template_options().items())),
+         tuple(sorted(augment.mention_replacement_options().items())))
   with _LOCK:
     cached = _EXAMPLES.get(key)
   if cached is None:
