@@ -55,10 +55,10 @@ def replace_mentions(record: Record, pool: dict[str, list[str]], rate: float,
   the record cannot be rewritten (nested entities, relations or events)."""
   if not record.entities or record.relations or record.events or not _is_flat(record.entities):
     return None
-  pieces, entities, cursor, changed = [], [], 0, False
+  pieces, entities, cursor, length, changed = [], [], 0, 0, False
   for entity in sorted(record.entities):
     pieces.append(record.text[cursor:entity.start])
-    start = sum(map(len, pieces))
+    start = length + entity.start - cursor
     mention = entity.text
     candidates = pool.get(entity.type, ())
     if len(candidates) > 1 and rng.random() < rate:
@@ -66,7 +66,7 @@ def replace_mentions(record: Record, pool: dict[str, list[str]], rate: float,
       changed = changed or mention != entity.text
     pieces.append(mention)
     entities.append(Entity(start, start + len(mention), entity.type, mention))
-    cursor = entity.end
+    cursor, length = entity.end, start + len(mention)
   if not changed:
     return None
   pieces.append(record.text[cursor:])
