@@ -110,10 +110,11 @@ def gather_cache_beams(cache: PyTree, beam_indices: jax.Array, batch_size: int,
 def first_argmax(logits: jax.Array) -> jax.Array:
   """`jnp.argmax(logits, -1)` (first index of the maximum) as two plain reductions.
 
-  XLA on CPU runs argmax's (value, index) reduction unvectorised: over a
-  32k vocabulary it cost more than a decoding step's LM head. A max, then the
-  smallest index holding it, vectorise. Rows that are all NaN give index 0, as
-  argmax's NaN propagation would not.
+  XLA on CPU runs argmax's (value, index) reduction unvectorised: over
+  [B, L, 32128] training logits it cost more than the fused cross-entropy
+  forward, and in a decoding step about as much as the LM head. A max, then
+  the smallest index holding it, vectorise. Rows that are all NaN give index 0,
+  as argmax's NaN propagation would not (such rows have NaN loss anyway).
   """
   vocab_size = logits.shape[-1]
   top = jnp.max(logits, axis=-1, keepdims=True)
