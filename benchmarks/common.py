@@ -221,6 +221,14 @@ def write_results(name: str, payload: dict[str, Any], markdown: str,
   return json_path, md_path
 
 
+def report(result: dict[str, Any], markdown: str, name: str,
+           results_dir: str = RESULTS_DIR) -> None:
+  """Writes results/<name>.{json,md} and prints the table and where it went."""
+  json_path, md_path = write_results(name, result, markdown, results_dir)
+  print(markdown)
+  print(f"\nwrote {json_path} and {md_path}")
+
+
 def time_interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int,
                      busy_threshold: float = 0.2, max_extra_runs: int = 0
                      ) -> dict[str, TimingSummary]:

@@ -231,9 +231,7 @@ def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
   result = run(args)
   markdown = to_markdown(result)
-  json_path, md_path = common.write_results(args.name, result, markdown, args.results_dir)
-  print(markdown)
-  print(f"\nwrote {json_path} and {md_path}")
+  common.report(result, markdown, args.name, args.results_dir)
 
 
 if __name__ == "__main__":

@@ -443,9 +443,7 @@ def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
   result = run(args)
   markdown = to_markdown(result)
-  json_path, md_path = common.write_results(args.name, result, markdown, args.results_dir)
-  print(markdown)
-  print(f"\nwrote {json_path} and {md_path}")
+  common.report(result, markdown, args.name, args.results_dir)
   if args.update_readme:
     readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
     update_readme(markdown, readme)
