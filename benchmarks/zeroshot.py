@@ -24,6 +24,7 @@ working path, with its numbers recorded whatever they are.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -35,6 +36,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from benchmarks import common  # pylint: disable=wrong-import-position
+from benchmarks import quality  # pylint: disable=wrong-import-position
 
 PILE_NER = os.path.join("pile_ner_sample", "slimer_validation.jsonl")
 DATASET = "pile_distilled"
@@ -208,16 +210,12 @@ def train_history(model_dir: str) -> dict[str, Any]:
 
 def run_observations(work_dir: str) -> dict[str, Any]:
   """Training loss (first and last logged) and how often the student said '[]'."""
-  import glob
-  import re
   out: dict[str, Any] = {}
   with open(os.path.join(work_dir, "train.log"), encoding="utf-8") as f:
-    losses = re.findall(r"^step (\d+)/\d+ \| loss ([\d.]+)", f.read(), re.M)
-  if losses:
-    out["train_loss_first"] = {"step": int(losses[0][0]),
-                               "loss": float(losses[0][1])}
-    out["train_loss_last"] = {"step": int(losses[-1][0]),
-                              "loss": float(losses[-1][1])}
+    curve = quality.parse_train_log(f.read())["curve"]
+  if curve:
+    out["train_loss_first"] = {"step": curve[0]["step"], "loss": curve[0]["loss"]}
+    out["train_loss_last"] = {"step": curve[-1]["step"], "loss": curve[-1]["loss"]}
   answers = empty = 0
   for path in glob.glob(os.path.join(work_dir, "zeroshot", "eval",
                                      "predictions", "*.jsonl")):
