@@ -69,3 +69,29 @@ def test_gin_adds_copies_to_train_examples_only(ie_data_dir):
   # Relation tasks never get copies.
   re_name = "ie_re_conll04_instructuie"
   assert not any("#mr" in ex["id"] for ex in tasks.task_examples(re_name, "train"))
+
+
+def test_novel_names_are_new_valid_and_keep_each_words_casing(conll_train):
+  out = augment.augment_records(conll_train, copies=1, rate=1.0, seed=0, novel_rate=1.0)
+  copies = out[len(conll_train):]
+  assert len(copies) > len(conll_train) // 2
+  pool = augment.mention_pool(conll_train)
+  seen = {m for mentions in pool.values() for m in mentions}
+  mentions = [e.text for copy in copies for e in copy.entities]
+  for copy in copies:
+    copy.validate()
+  # Nearly every mention is a name no training sentence has: nothing to memorise.
+  assert sum(m not in seen for m in mentions) > 0.8 * len(mentions)
+  rng = np.random.default_rng(0)
+  words = ["Moody", "Ladki", "Cuttitta", "Jayasuriya"]
+  for _ in range(50):
+    upper, title = augment.novel_mention("SRI LANKA", words, rng), augment.novel_mention(
+        "Bank of England", words, rng)
+    assert upper.isupper() and len(upper.split()) == 2
+    first, of, last = title.split()
+    assert of == "of" and first[0].isupper() and first[1:].islower() and last.istitle()
+  # Words without letters to blend, and types with fewer than two words, stay as they are.
+  assert augment.novel_mention("1860 Munich", ["Ab"], rng) == "1860 Munich"
+  assert augment.novel_mention("1860", words, rng) == "1860"
+  with pytest.raises(ValueError, match="novel_rate"):
+    augment.mention_replacement_options(novel_rate=2.0)
