@@ -506,7 +506,8 @@ def operative_config(model_dir: str) -> dict[str, str]:
 
 
 def count_parameters(cfg: Mapping[str, str]) -> int | None:
-  """Parameters of the T5 v1.1 layout (untied head, gated MLP, relpos per stack)."""
+  """Parameters of the T5 layout (relpos per stack; untied head unless
+  logits_via_embedding; gated MLP when an activation is 'linear')."""
   try:
     d, h, k, m, v = (int(cfg[f"T5Config.{n}"]) for n in (
         "emb_dim", "num_heads", "head_dim", "mlp_dim", "vocab_size"))
@@ -516,13 +517,14 @@ def count_parameters(cfg: Mapping[str, str]) -> int | None:
   gated = "linear" in cfg.get("T5Config.mlp_activations", "")
   mlp = (3 if gated else 2) * d * m
   attention = 4 * d * h * k
-  return (2 * v * d + enc * (attention + mlp + 2 * d) + dec * (2 * attention + mlp + 3 * d)
+  embeddings = (1 if cfg.get("T5Config.logits_via_embedding") == "True" else 2) * v * d
+  return (embeddings + enc * (attention + mlp + 2 * d) + dec * (2 * attention + mlp + 3 * d)
           + 2 * d + 2 * 32 * h)
 
 
 def _model_summary(cfg: Mapping[str, str]) -> str:
   keys = ("emb_dim", "num_heads", "head_dim", "mlp_dim", "num_encoder_layers",
-          "num_decoder_layers", "vocab_size", "dropout_rate")
+          "num_decoder_layers", "vocab_size", "dropout_rate", "logits_via_embedding")
   text = ", ".join(f"{k} {cfg['T5Config.' + k]}" for k in keys if "T5Config." + k in cfg)
   params = count_parameters(cfg)
   return text + (f" ({params / 1e6:.1f}M parameters)" if params else "")

@@ -86,16 +86,18 @@ def test_parse_train_log_reads_the_trainers_console_lines(capsys):
   assert quality.throughput(parsed)["steps_per_second"] > 0
 
 
-def test_parameter_count_of_the_run_config():
+@pytest.mark.parametrize("tied", [False, True])
+def test_parameter_count_of_the_run_config(tied):
   cfg = {"T5Config.emb_dim": "256", "T5Config.num_heads": "4",
          "T5Config.head_dim": "64", "T5Config.mlp_dim": "768",
          "T5Config.vocab_size": "8064", "T5Config.num_encoder_layers": "3",
          "T5Config.num_decoder_layers": "2",
-         "T5Config.mlp_activations": "('gelu', 'linear')"}
+         "T5Config.mlp_activations": "('gelu', 'linear')",
+         "T5Config.logits_via_embedding": str(tied)}
   config = network.T5Config(vocab_size=8064, emb_dim=256, num_heads=4, head_dim=64,
                             mlp_dim=768, num_encoder_layers=3, num_decoder_layers=2,
                             mlp_activations=("gelu", "linear"),
-                            logits_via_embedding=False)
+                            logits_via_embedding=tied)
   from models import models as models_lib
   import jax
   model = models_lib.EncoderDecoderModel(config)
