@@ -233,3 +233,27 @@ def test_bfloat16_activations_keep_float32_params_and_logits():
   logits, full = run(config), run(SMALL)
   assert logits.dtype == jnp.float32
   np.testing.assert_allclose(logits, full, atol=0.1)
+
+
+def test_row_major_grads_match_the_plain_dot():
+  """The CPU backward of `dense_matmul` (LM head, MLP wi) is the plain dot's."""
+  kx, kk, kg = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(kx, (48, 32))
+  kernel = jax.random.normal(kk, (32, 80))
+  g = jax.random.normal(kg, (48, 80))
+  out, vjp = jax.vjp(layers.dense_matmul, x, kernel)
+  ref_out, ref_vjp = jax.vjp(jnp.dot, x, kernel)
+  np.testing.assert_allclose(out, ref_out, rtol=1e-6, atol=1e-6)
+  for got, want in zip(vjp(g), ref_vjp(g)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  # Through the MLP block, whose wi_0/wi_1 use it: the same parameter gradients.
+  block = layers.MlpBlock(64, ("gelu", "linear"), dropout_rate=0.0)
+  inputs = jax.random.normal(kx, (2, 6, 32))
+  params = nn.unbox(block.init(kk, inputs))
+  loss = lambda p: jnp.sum(block.apply(p, inputs) ** 2)
+  def reference(p):
+    h = jax.nn.gelu(inputs @ p["params"]["wi_0"]["kernel"]) * (inputs @ p["params"]["wi_1"]["kernel"])
+    return jnp.sum((h @ p["params"]["wo"]["kernel"]) ** 2)
+  got, want = jax.grad(loss)(params), jax.grad(reference)(params)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
