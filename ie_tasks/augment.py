@@ -76,8 +76,9 @@ def _match_case(word: str, like: str) -> str:
 
 
 def novel_mention(mention: str, words: Sequence[str], rng: np.random.Generator) -> str:
-  """`mention` with each capitalised word replaced by a head + tail blend of
-  two random `words`; other words ("of", "FC", "1860") are kept."""
+  """`mention` with each capitalised word ("Bank", "FC", "LANKA") replaced by a
+  head + tail blend of two random `words`; other words ("of", "1860", "U.S.")
+  are kept."""
   if len(words) < 2:
     return mention
   out = []

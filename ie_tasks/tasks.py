@@ -21,6 +21,7 @@ gin knobs (all read when data is requested, so they work after import):
   ie_tasks.template_options.seed = 0         # instruction paraphrase choice
   ie_tasks.template_options.num_negatives = 2  # conversation negative types
   ie_tasks.mention_replacement_options.copies = 1  # NER train augmentation (augment.py)
+  ie_tasks.mention_replacement_options.novel_rate = 1.0  # swapped-in names are new ones
 """
 from __future__ import annotations
 
