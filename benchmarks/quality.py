@@ -319,7 +319,7 @@ def to_markdown(result: Mapping[str, Any]) -> str:
         f"Model: {train.get('model', '')}; config `{TRAIN_GIN}`.",
         f"Steps: {train.get('steps')} of {train.get('train_steps')} "
         f"({train.get('epochs', float('nan')):.2f} epochs of the "
-        f"{train.get('packing', {}).get('train_examples', '?')} training sentences); wall {train.get('wall_s', float('nan')):,.0f} s "
+        f"{train.get('packing', {}).get('train_examples', '?')} training examples, augmented copies included); wall {train.get('wall_s', float('nan')):,.0f} s "
         f"(budget {train.get('budget_s', float('nan')):,.0f} s"
         f"{', stopped by the budget' if train.get('stopped_by_budget') else ''}); "
         f"median {thr.get('median_step_time_s', float('nan')):.2f} s/step, "
@@ -443,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   if training["task_feature_lengths"] and training["batch_size"]:
     import ast
     packing = packing_stats(vocab, ast.literal_eval(training["task_feature_lengths"]),
-                            args.data_dir)
+                            args.data_dir, augmentation_bindings(args.model_dir))
     training["packing"] = packing
     if steps:
       training["epochs"] = steps * training["batch_size"] * packing[
@@ -530,11 +530,24 @@ def _model_summary(cfg: Mapping[str, str]) -> str:
   return text + (f" ({params / 1e6:.1f}M parameters)" if params else "")
 
 
-def packing_stats(vocab: str, lengths: Mapping[str, int], data_dir: str) -> dict[str, float]:
+def augmentation_bindings(model_dir: str) -> list[str]:
+  """The run's mention-replacement settings from its config.gin, as bindings."""
+  path = os.path.join(model_dir, "config.gin")
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    text = f.read()
+  found = re.findall(r"^(?:[\w.]+\.)?mention_replacement_options\.(\w+) = (.+)$", text, re.M)
+  return [f"ie_tasks.mention_replacement_options.{k} = {v}" for k, v in found]
+
+
+def packing_stats(vocab: str, lengths: Mapping[str, int], data_dir: str,
+                  bindings: Sequence[str] = ()) -> dict[str, float]:
   """One epoch of the packed training data: examples per row and real-token share.
 
-  Runs the same seqio pipeline as training (same vocabulary, all sentences),
-  so steps convert to epochs and padded tokens/s to real tokens/s.
+  Runs the same seqio pipeline as training (same vocabulary, all sentences,
+  the run's augmented copies via `bindings`), so steps convert to epochs and
+  padded tokens/s to real tokens/s.
   """
   os.environ.setdefault("IE_DATA_DIR", data_dir)
   import gin
@@ -545,7 +558,8 @@ def packing_stats(vocab: str, lengths: Mapping[str, int], data_dir: str) -> dict
   with gin.unlock_config():
     gin.parse_config([f"ie_tasks.get_vocabulary.path = '{vocab}'",
                       "ie_tasks.get_vocabulary.extra_ids = 0",
-                      "ie_tasks.max_instances.per_dataset = {'conll2003': None}"])
+                      "ie_tasks.max_instances.per_dataset = {'conll2003': None}",
+                      *bindings])
   ds = seqio.get_dataset(CONLL_TASK, task_feature_lengths=dict(lengths),
                          feature_converter=seqio.EncDecFeatureConverter(pack=True),
                          dataset_split="train", shuffle=False, num_epochs=1)
