@@ -119,7 +119,13 @@ def test_smoke_run_trains_evaluates_and_reports(ie_data_dir, tmp_path):
   assert result["conll2003_test"]["datasets"]["conll2003"]["num_examples"] == 16
   assert set(result["crossner_zeroshot"]["datasets"]) == {
       f"crossner_{d}" for d in ("ai", "literature", "music", "politics", "science")}
-  assert result["training"]["packing"]["train_examples"] == 14041
+  # Epochs count what the trainer saw: the sentences and the augmented copies
+  # that conll2003_cpu.gin asks for (two per sentence, new names swapped in).
+  from ie_tasks import augment, datasets
+  sentences = datasets.load_records("conll2003", "train")
+  assert len(sentences) == 14041
+  augmented = augment.augment_records(sentences, copies=2, rate=0.5, seed=0, novel_rate=1.0)
+  assert result["training"]["packing"]["train_examples"] == len(augmented) > len(sentences)
   report = (tmp_path / "results" / "quality_smoke.md").read_text()
   assert "CoNLL-2003 test" in report and "crossner_science" in report
   assert os.path.exists(tmp_path / "results" / "quality_smoke.json")
