@@ -443,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   if training["task_feature_lengths"] and training["batch_size"]:
     import ast
     packing = packing_stats(vocab, ast.literal_eval(training["task_feature_lengths"]),
-                            args.data_dir, augmentation_bindings(args.model_dir))
+                            args.data_dir, augmentation_bindings(cfg))
     training["packing"] = packing
     if steps:
       training["epochs"] = steps * training["batch_size"] * packing[
@@ -492,7 +492,8 @@ def _checkpoint_step(model_dir: str) -> int | None:
 
 
 def operative_config(model_dir: str) -> dict[str, str]:
-  """Macros and T5Config fields of a run's config.gin (macros resolved)."""
+  """Macros, T5Config fields (macros resolved) and mention-replacement options
+  of a run's config.gin."""
   path = os.path.join(model_dir, "config.gin")
   if not os.path.exists(path):
     return {}
@@ -502,7 +503,9 @@ def operative_config(model_dir: str) -> dict[str, str]:
   fields = dict(re.findall(r"^config\.T5Config\.(\w+) = (.+)$", text, re.M))
   fields = {k: macros.get(v[1:], v) if v.startswith("%") else v
             for k, v in fields.items()}
-  return {**macros, **{f"T5Config.{k}": v for k, v in fields.items()}}
+  augment = re.findall(r"^(?:[\w.]+\.)?mention_replacement_options\.(\w+) = (.+)$", text, re.M)
+  return {**macros, **{f"T5Config.{k}": v for k, v in fields.items()},
+          **{f"mention_replacement_options.{k}": v for k, v in augment}}
 
 
 def count_parameters(cfg: Mapping[str, str]) -> int | None:
@@ -530,15 +533,10 @@ def _model_summary(cfg: Mapping[str, str]) -> str:
   return text + (f" ({params / 1e6:.1f}M parameters)" if params else "")
 
 
-def augmentation_bindings(model_dir: str) -> list[str]:
-  """The run's mention-replacement settings from its config.gin, as bindings."""
-  path = os.path.join(model_dir, "config.gin")
-  if not os.path.exists(path):
-    return []
-  with open(path, encoding="utf-8") as f:
-    text = f.read()
-  found = re.findall(r"^(?:[\w.]+\.)?mention_replacement_options\.(\w+) = (.+)$", text, re.M)
-  return [f"ie_tasks.mention_replacement_options.{k} = {v}" for k, v in found]
+def augmentation_bindings(cfg: Mapping[str, str]) -> list[str]:
+  """The run's mention-replacement settings (from `operative_config`) as bindings."""
+  prefix = "mention_replacement_options."
+  return [f"ie_tasks.{k} = {v}" for k, v in cfg.items() if k.startswith(prefix)]
 
 
 def packing_stats(vocab: str, lengths: Mapping[str, int], data_dir: str,
