@@ -123,6 +123,31 @@ def first_argmax(logits: jax.Array) -> jax.Array:
   return jnp.where(first == vocab_size, 0, first).astype(jnp.int32)
 
 
+def chunked_top_k(x: jax.Array, k: int, chunk: int = 128) -> Tuple[jax.Array, jax.Array]:
+  """`lax.top_k(x, k)` over the last axis, exact, for k much smaller than it.
+
+  The k largest values lie in the k chunks with the largest maxima (a value
+  outside them is beaten by those k maxima), so one vectorised max per chunk,
+  a top-k over the chunk maxima and a top-k over k * chunk candidates replace
+  a top-k over the whole vocabulary row (XLA on CPU sorts for it). Equal
+  values may come back in another order than `lax.top_k`'s.
+  """
+  size = x.shape[-1]
+  if k * chunk * 2 > size:
+    return lax.top_k(x, k)
+  pad = (-size) % chunk
+  if pad:
+    x = jnp.concatenate(
+        [x, jnp.full(x.shape[:-1] + (pad,), -jnp.inf, x.dtype)], axis=-1)
+  chunks = x.reshape(x.shape[:-1] + (-1, chunk))
+  _, best_chunks = lax.top_k(jnp.max(chunks, axis=-1), k)  # [..., k]
+  candidates = jnp.take_along_axis(chunks, best_chunks[..., None], axis=-2)
+  values, within = lax.top_k(candidates.reshape(x.shape[:-1] + (k * chunk,)), k)
+  indices = (jnp.take_along_axis(best_chunks, within // chunk, axis=-1) * chunk
+             + within % chunk)
+  return values, indices.astype(jnp.int32)
+
+
 def token_log_probs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
   """log_softmax(logits)[..., token] per row without writing the normalised row.
 
@@ -411,7 +436,7 @@ def beam_search(
     # wide top-k runs over K x 2K values instead of K x V, and log_softmax is
     # needed only for those: their logit minus the row's logsumexp.
     per_beam = min(2 * beam_size, logits.shape[-1])
-    beam_logits, beam_tokens = lax.top_k(logits, per_beam)  # [B, K, per_beam]
+    beam_logits, beam_tokens = chunked_top_k(logits, per_beam)  # [B, K, per_beam]
     beam_log_probs = beam_logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)
     # A forced (prompt) token is each beam's only candidate, at log-prob 0.
     forced = lax.dynamic_index_in_dim(inputs, step, axis=1, keepdims=False)

@@ -452,6 +452,19 @@ def test_first_argmax_and_token_log_probs_match_the_plain_ops():
   np.testing.assert_allclose(decoding.token_log_probs(logits, tokens), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape,k", [((3, 4, 32128), 8), ((2, 1000), 3), ((5, 300), 2),
+                                     ((2, 50), 8)])
+def test_chunked_top_k_equals_lax_top_k(shape, k):
+  """Exact, whatever the row length (a padded last chunk, or a row too short to chunk)."""
+  x = jnp.asarray(np.random.RandomState(3).normal(size=shape), jnp.float32)
+  # The largest values crowded into one chunk, and the row maximum in the last one.
+  x = x.at[..., 130:130 + k].add(10.0).at[..., -1].add(20.0)
+  values, indices = decoding.chunked_top_k(x, k)
+  expected_values, expected_indices = jax.lax.top_k(x, k)
+  np.testing.assert_array_equal(values, expected_values)
+  np.testing.assert_array_equal(indices, expected_indices)
+
+
 # ---------------------------------------------------------------------------
 # A real flax KV cache (the "cache" collection a flax decoder keeps).
 # ---------------------------------------------------------------------------
