@@ -185,6 +185,49 @@ def time_repeats(fn: Callable[[], Any], *, repeats: int, busy_threshold: float =
 
 
 # --------------------------------------------------------------------------
+# Hardware ceilings: what a step could cost at best on this machine
+
+
+def cpu_matmul_ceiling(n: int, repeats: int, busy_threshold: float) -> dict[str, Any]:
+  """FLOP/s of an n x n x n float32 `jnp.dot`: the CPU's practical matmul peak."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  dot(a, b).block_until_ready()
+  summary = time_repeats(lambda: dot(a, b).block_until_ready(), repeats=repeats,
+                         busy_threshold=busy_threshold, max_extra_runs=repeats)
+  return {"n": n, "flops_per_s": 2.0 * n ** 3 / summary.best_s, "timing": summary.to_json()}
+
+
+def cpu_read_bandwidth(num_bytes: int, repeats: int, busy_threshold: float) -> dict[str, Any]:
+  """Bytes/s of streaming through a float32 array of `num_bytes`: the read ceiling.
+
+  Size it like the data a step must read (a decoding step reads every decoder
+  weight once), so caches help it exactly as much as they can help the step.
+  The faster of a jitted sum and a matrix-vector product (how decoding reads
+  its weights) over the array, each the minimum of at least 20 runs.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  width = 256
+  weights = jax.random.normal(jax.random.key(0), (width, max(1, num_bytes // (4 * width))),
+                              jnp.float32)
+  vector = jax.random.normal(jax.random.key(1), (1, width), jnp.float32)
+  reads = {"sum": (jax.jit(jnp.sum), (weights,)), "matvec": (jax.jit(jnp.dot), (vector, weights))}
+  best_s, timings = float("inf"), {}
+  for name, (fn, args) in reads.items():
+    fn(*args).block_until_ready()
+    summary = time_repeats(lambda: fn(*args).block_until_ready(), repeats=max(repeats, 20),
+                           busy_threshold=busy_threshold, max_extra_runs=repeats)
+    timings[name] = summary.to_json()
+    best_s = min(best_s, summary.best_s)
+  size = int(weights.size * 4)
+  return {"bytes": size, "bytes_per_s": size / best_s, "timing": timings}
+
+
+# --------------------------------------------------------------------------
 # Reports
 
 

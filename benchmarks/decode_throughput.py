@@ -12,6 +12,10 @@ Reported per (method, batch size): generated tokens/s and sentences/s for
 both, their ratio (ours / HF), our first-call time (compilation) apart from the
 steady state, the minimum over `--repeats` timed runs that other processes left
 quiet (see benchmarks/common.py), and how many greedy tokens agree with HF.
+Beside them, the floor of a step on this machine (`step_floor`: the step's
+matmul FLOPs at the measured matmul ceiling, or one read of its weights at the
+measured read bandwidth), so `HF / floor` bounds the ratio any decoder could
+reach against HF here.
 
 Run (on a quiet machine; the peer runs in the same invocation):
   .venv/bin/python benchmarks/decode_throughput.py
@@ -63,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="torch intra-op threads (0: torch's default, one per core). On a "
                       "machine that other processes keep busy, 2 threads on 2 cores collapse "
                       "(OpenMP barriers spin), so compare only quiet runs")
+  parser.add_argument("--matmul_size", type=int, default=2048,
+                      help="n of the n x n x n fp32 matmul timed as the CPU FLOP/s ceiling")
+  parser.add_argument("--no_floor", action="store_true",
+                      help="skip measuring the matmul and read ceilings (no floor column)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--results_dir", default=common.RESULTS_DIR)
   parser.add_argument("--name", default="decode_throughput")
@@ -135,6 +143,35 @@ class OurDecoder:
     return np.asarray(self.jax.block_until_ready(tokens))
 
 
+def decoder_weight_count(config) -> int:
+  """Weights one decoding step multiplies by: decoder layers (cross-attention
+  keys/values excluded: projected once) and the LM head."""
+  d, inner = config.emb_dim, config.num_heads * config.head_dim
+  per_layer = 4 * d * inner + 2 * d * inner + len(config.mlp_activations) * d * config.mlp_dim \
+      + config.mlp_dim * d
+  return config.num_decoder_layers * per_layer + d * config.vocab_size
+
+
+def step_floor(config, rows: int, input_length: int, new_tokens: int,
+               flops_per_s: float, bytes_per_s: float) -> dict[str, float]:
+  """The least time a decoding step of `rows` sequences can take on this machine.
+
+  Its matmul FLOPs at the measured matmul ceiling, or one read of every weight
+  it uses at the measured read bandwidth, whichever is larger. Per-op
+  overhead, softmaxes and the argmax or top-k are left out, so no
+  implementation (ours or HF) can run a step faster than this.
+  """
+  weights = decoder_weight_count(config)
+  inner = config.num_heads * config.head_dim
+  mean_keys = (new_tokens + 1) / 2  # self-attention reads the positions so far
+  attention = config.num_decoder_layers * 4 * inner * (mean_keys + input_length)
+  flops = rows * (2 * weights + attention)
+  weight_bytes = 4 * weights  # float32
+  compute_s, read_s = flops / flops_per_s, weight_bytes / bytes_per_s
+  return {"flops": float(flops), "weight_bytes": float(weight_bytes),
+          "compute_s": compute_s, "read_s": read_s, "floor_s": max(compute_s, read_s)}
+
+
 def measure(decoder, inputs: np.ndarray, num_beams: int, args) -> dict[str, Any]:
   start = time.perf_counter()
   first_tokens = decoder(inputs, num_beams)  # Compiles (ours) or warms up (HF).
@@ -166,6 +203,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
       build_hf_folder(args.model_size, folder, args.seed)
     ours, theirs = OurDecoder(folder, args.new_tokens), HfDecoder(folder, args.new_tokens, args.torch_threads)
   vocab = ours.config.vocab_size
+  ceilings = None
+  if not args.no_floor:
+    ceilings = {
+        "matmul": common.cpu_matmul_ceiling(args.matmul_size, max(args.repeats, 3),
+                                            args.busy_threshold),
+        "read": common.cpu_read_bandwidth(4 * decoder_weight_count(ours.config),
+                                          max(args.repeats, 3), args.busy_threshold)}
   rng = np.random.default_rng(args.seed)
   rows = []
   for method in methods:
@@ -179,8 +223,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
       agreement = None
       if our_tokens.shape == hf_tokens.shape:
         agreement = float(np.mean(our_tokens == hf_tokens))
+      floor = None
+      if ceilings:
+        floor = step_floor(ours.config, batch_size * num_beams, args.input_length,
+                           args.new_tokens, ceilings["matmul"]["flops_per_s"],
+                           ceilings["read"]["bytes_per_s"])
       rows.append({
           "method": method, "num_beams": num_beams, "batch_size": batch_size,
+          "floor": floor,
           "new_tokens": args.new_tokens, "input_length": args.input_length,
           "ours": our_result, "hf": hf_result,
           "ratio_tokens_per_s": our_result["tokens_per_s"] / hf_result["tokens_per_s"],
@@ -195,36 +245,59 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "num_params": int(sum(np.size(x) for x in
                                       ours.jax.tree_util.tree_leaves(ours.params)))},
       "torch_threads": theirs.torch.get_num_threads(),
+      "ceilings": ceilings,
       "machine": common.machine_info(),
       "rows": rows,
   }
 
 
+def _step_ms(side: dict[str, Any], row: dict[str, Any]) -> float:
+  """Wall time per generated position (encoder and setup spread over the steps)."""
+  return 1e3 * row["batch_size"] / side["tokens_per_s"]
+
+
 def to_markdown(result: dict[str, Any]) -> str:
   headers = ["method", "batch", "new tokens", "ours tok/s", "HF tok/s", "ours / HF",
-             "ours sent/s", "HF sent/s", "ours compile s", "greedy agreement", "quiet"]
+             "ours sent/s", "HF sent/s", "ours ms/step", "HF ms/step", "floor ms/step",
+             "HF / floor", "ours compile s", "greedy agreement", "quiet"]
   table = []
   for row in result["rows"]:
     agreement = row["token_agreement"]
+    floor = row.get("floor")
+    floor_ms = 1e3 * floor["floor_s"] if floor else None
+    hf_ms = _step_ms(row["hf"], row)
     table.append([
         row["method"] + (f" {row['num_beams']}" if row["num_beams"] > 1 else ""),
         row["batch_size"], row["new_tokens"], row["ours"]["tokens_per_s"],
         row["hf"]["tokens_per_s"], f"{row['ratio_tokens_per_s']:.2f}x",
         row["ours"]["sentences_per_s"], row["hf"]["sentences_per_s"],
+        _step_ms(row["ours"], row), hf_ms,
+        floor_ms if floor_ms is not None else "-",
+        f"{hf_ms / floor_ms:.2f}x" if floor_ms else "-",
         row["ours"]["compile_s"],
         f"{agreement:.0%}" if agreement is not None and row["num_beams"] == 1 else "-",
         "yes" if row["all_quiet"] else "NO (busy machine)"])
   model = result["model"]
-  return "\n\n".join([
+  parts = [
       "## Decode throughput: ours (JAX, jit) vs Hugging Face generate",
       f"Model: random T5 v1.1 {model['size']} ({model['num_params'] / 1e6:.1f}M params), "
       f"float32 on CPU, input length {result['settings']['input_length']}, "
       f"exactly {result['settings']['new_tokens']} new tokens per sentence (EOS off), "
       f"min over {result['settings']['repeats']} quiet runs; torch threads "
       f"{result['torch_threads']}.",
-      common.markdown_table(headers, table),
-      common.machine_markdown(result["machine"]),
-  ])
+      common.markdown_table(headers, table)]
+  ceilings = result.get("ceilings")
+  if ceilings:
+    parts.append(
+        f"Floor: the least time a step can take here, the larger of its matmul FLOPs at "
+        f"the measured matmul ceiling ({ceilings['matmul']['flops_per_s'] / 1e9:.0f} GFLOP/s, "
+        f"{ceilings['matmul']['n']}^3 fp32 `jnp.dot`) and one read of every decoder and "
+        f"LM-head weight at the measured read bandwidth "
+        f"({ceilings['read']['bytes_per_s'] / 1e9:.0f} GB/s over "
+        f"{ceilings['read']['bytes'] / 2**20:.0f} MiB). `HF / floor` is therefore the most any "
+        f"decoder could beat HF by on this machine.")
+  parts.append(common.machine_markdown(result["machine"]))
+  return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -232,19 +232,6 @@ class HfStep:
 # Measurements
 
 
-def cpu_matmul_ceiling(n: int, repeats: int, busy_threshold: float) -> dict[str, Any]:
-  """FLOP/s of an n x n x n float32 `jnp.dot`: the CPU's practical matmul peak."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-  dot = jax.jit(jnp.dot)
-  dot(a, b).block_until_ready()
-  summary = common.time_repeats(lambda: dot(a, b).block_until_ready(), repeats=repeats,
-                                busy_threshold=busy_threshold, max_extra_runs=repeats)
-  return {"n": n, "flops_per_s": 2.0 * n ** 3 / summary.best_s, "timing": summary.to_json()}
-
-
 def _first_run(side, args) -> tuple[float, dict[str, Any]]:
   """Compiles/warms up with one step, measuring its time and the memory peak."""
   common.reset_peak_rss()
@@ -335,7 +322,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
   _, _, _, utils, _ = _import_trainer_modules()
   if on_cpu:
-    ceiling = cpu_matmul_ceiling(args.matmul_size, max(args.repeats, 3), args.busy_threshold)
+    ceiling = common.cpu_matmul_ceiling(args.matmul_size, max(args.repeats, 3), args.busy_threshold)
     peak_flops, peak_source = ceiling["flops_per_s"], "measured fp32 matmul ceiling"
   else:
     ceiling = None
