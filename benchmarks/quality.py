@@ -443,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   if training["task_feature_lengths"] and training["batch_size"]:
     import ast
     packing = packing_stats(vocab, ast.literal_eval(training["task_feature_lengths"]),
-                            args.data_dir, augmentation_bindings(cfg))
+                            args.data_dir, data_bindings(cfg))
     training["packing"] = packing
     if steps:
       training["epochs"] = steps * training["batch_size"] * packing[
@@ -492,8 +492,8 @@ def _checkpoint_step(model_dir: str) -> int | None:
 
 
 def operative_config(model_dir: str) -> dict[str, str]:
-  """Macros, T5Config fields (macros resolved) and mention-replacement options
-  of a run's config.gin."""
+  """Macros, T5Config fields (macros resolved) and the data-side options
+  (mention replacement, templates) of a run's config.gin."""
   path = os.path.join(model_dir, "config.gin")
   if not os.path.exists(path):
     return {}
@@ -503,9 +503,10 @@ def operative_config(model_dir: str) -> dict[str, str]:
   fields = dict(re.findall(r"^config\.T5Config\.(\w+) = (.+)$", text, re.M))
   fields = {k: macros.get(v[1:], v) if v.startswith("%") else v
             for k, v in fields.items()}
-  augment = re.findall(r"^(?:[\w.]+\.)?mention_replacement_options\.(\w+) = (.+)$", text, re.M)
+  data = re.findall(r"^(?:[\w.]+\.)?((?:mention_replacement|template)_options)\.(\w+) = (.+)$",
+                    text, re.M)
   return {**macros, **{f"T5Config.{k}": v for k, v in fields.items()},
-          **{f"mention_replacement_options.{k}": v for k, v in augment}}
+          **{f"{fn}.{k}": v for fn, k, v in data}}
 
 
 def count_parameters(cfg: Mapping[str, str]) -> int | None:
@@ -533,10 +534,11 @@ def _model_summary(cfg: Mapping[str, str]) -> str:
   return text + (f" ({params / 1e6:.1f}M parameters)" if params else "")
 
 
-def augmentation_bindings(cfg: Mapping[str, str]) -> list[str]:
-  """The run's mention-replacement settings (from `operative_config`) as bindings."""
-  prefix = "mention_replacement_options."
-  return [f"ie_tasks.{k} = {v}" for k, v in cfg.items() if k.startswith(prefix)]
+def data_bindings(cfg: Mapping[str, str]) -> list[str]:
+  """The run's settings that shape its examples (mention replacement, templates;
+  from `operative_config`) as bindings."""
+  prefixes = ("mention_replacement_options.", "template_options.")
+  return [f"ie_tasks.{k} = {v}" for k, v in cfg.items() if k.startswith(prefixes)]
 
 
 def packing_stats(vocab: str, lengths: Mapping[str, int], data_dir: str,
@@ -544,7 +546,7 @@ def packing_stats(vocab: str, lengths: Mapping[str, int], data_dir: str,
   """One epoch of the packed training data: examples per row and real-token share.
 
   Runs the same seqio pipeline as training (same vocabulary, all sentences,
-  the run's augmented copies via `bindings`), so steps convert to epochs and
+  the run's augmented copies and templates via `bindings`), so steps convert to epochs and
   padded tokens/s to real tokens/s.
   """
   os.environ.setdefault("IE_DATA_DIR", data_dir)

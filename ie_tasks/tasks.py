@@ -20,6 +20,7 @@ gin knobs (all read when data is requested, so they work after import):
   ie_tasks.max_instances.per_dataset = {"conll2003": 2000}
   ie_tasks.template_options.seed = 0         # instruction paraphrase choice
   ie_tasks.template_options.num_negatives = 2  # conversation negative types
+  ie_tasks.template_options.instructions = {"NER": ""}  # instruction ablation
   ie_tasks.mention_replacement_options.copies = 1  # NER train augmentation (augment.py)
   ie_tasks.mention_replacement_options.novel_rate = 1.0  # swapped-in names are new ones
 """
@@ -41,6 +42,7 @@ from ie_tasks import postprocessors
 from ie_tasks import preprocessors
 from ie_tasks import vocab as vocab_lib
 from ie_tasks.records import Record
+from ie_tasks.templates import instructuie
 
 FORMATS = ("instructuie", "conversation")
 # InstructUIE task families: the main task first, then its auxiliary tasks.
@@ -78,9 +80,16 @@ def max_instances(dataset: str, split: str, *,
 
 
 @gin.configurable(module="ie_tasks")
-def template_options(*, seed: int = 0, num_negatives: int = 2
-                     ) -> dict[str, int]:
-  return {"seed": seed, "num_negatives": num_negatives}
+def template_options(*, seed: int = 0, num_negatives: int = 2,
+                     instructions: Mapping[str, str] | None = None) -> dict[str, Any]:
+  """Template knobs; `instructions` ({task: text}) replaces InstructUIE's
+  paraphrases of those tasks with one fixed instruction ("" for none)."""
+  unknown = set(instructions or ()) - set(instructuie.TASKS)
+  if unknown:
+    raise ValueError(f"ie_tasks.template_options.instructions: unknown task(s) "
+                     f"{sorted(unknown)}; expected some of {instructuie.TASKS}")
+  return {"seed": seed, "num_negatives": num_negatives,
+          "instructions": tuple(sorted((instructions or {}).items()))}
 
 
 def task_name(task: str, dataset: str, fmt: str) -> str:
@@ -124,7 +133,6 @@ def _make_examples(task: str, dataset: str, fmt: str,
     records = augment.augment_records(records, **augment.mention_replacement_options())
   examples: list[dict[str, str]] = []
   if fmt == "instructuie":
-    from ie_tasks.templates import instructuie
     roles = None
     if task in ("EE", "EEA"):
       train = ds_lib.load_records(dataset, "train") if (
@@ -132,7 +140,8 @@ def _make_examples(task: str, dataset: str, fmt: str,
       roles = _event_roles(train)
     for r in records:
       examples.extend(instructuie.make_examples(
-          r, task, seed=options["seed"], roles=roles))
+          r, task, seed=options["seed"], roles=roles,
+          instructions=dict(options["instructions"])))
   else:
     from ie_tasks.templates import conversation
     train = ds_lib.load_records(dataset, "train") if (

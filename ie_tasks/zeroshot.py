@@ -172,15 +172,13 @@ def _records(dataset: str, layout: str) -> list[Record]:
 
 
 def instructuie_examples(record: Record) -> list[dict[str, str]]:
-  """One NER prompt with every label, in InstructUIE's first wording."""
-  examples = instructuie.make_examples(
-      record, "NER", labels=instructuie_labels(record.dataset))
-  wording = instructuie.INSTRUCTIONS["NER"][0]
-  for ex in examples:
-    chosen = next(i for i in instructuie.INSTRUCTIONS["NER"]
-                  if ex["inputs"].startswith(i))
-    ex["inputs"] = wording + ex["inputs"][len(chosen):]
-  return examples
+  """One NER prompt with every label, in InstructUIE's first wording (or the
+  instruction `ie_tasks.template_options.instructions` sets for NER)."""
+  overrides = dict(tasks_lib.template_options()["instructions"])
+  wording = overrides.get("NER", instructuie.INSTRUCTIONS["NER"][0])
+  return instructuie.make_examples(
+      record, "NER", labels=instructuie_labels(record.dataset),
+      instructions={"NER": wording})
 
 
 def conversation_examples(record: Record) -> list[dict[str, str]]:
@@ -216,6 +214,7 @@ class ZeroShotExamples(tasks_lib.ExamplesDataSource):
     spec = ds_lib.get(source_dataset(self._dataset, self._layout))
     key = (spec.path(SPLIT), tasks_lib.max_instances(self._dataset, SPLIT),
            tasks_lib.template_options()["seed"],
+           tasks_lib.template_options()["instructions"],
            tuple(sorted(zeroshot_protocol().items())))
     with self._lock:
       if key not in self._cache:

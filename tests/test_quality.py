@@ -131,13 +131,15 @@ def test_smoke_run_trains_evaluates_and_reports(ie_data_dir, tmp_path):
   assert os.path.exists(tmp_path / "results" / "quality_smoke.json")
 
 
-def test_augmentation_bindings_come_from_the_runs_config(tmp_path):
-  assert quality.augmentation_bindings(quality.operative_config(str(tmp_path))) == []
+def test_data_bindings_come_from_the_runs_config(tmp_path):
+  assert quality.data_bindings(quality.operative_config(str(tmp_path))) == []
   (tmp_path / "config.gin").write_text(
       "# Parameters for augment.mention_replacement_options:\n"
       "augment.mention_replacement_options.copies = 2\n"
       "augment.mention_replacement_options.novel_rate = 1.0\n"
+      "tasks.template_options.instructions = {'NER': ''}\n"
       "DROPOUT_RATE = 0.1\n")
-  assert quality.augmentation_bindings(quality.operative_config(str(tmp_path))) == [
+  assert quality.data_bindings(quality.operative_config(str(tmp_path))) == [
       "ie_tasks.mention_replacement_options.copies = 2",
-      "ie_tasks.mention_replacement_options.novel_rate = 1.0"]
+      "ie_tasks.mention_replacement_options.novel_rate = 1.0",
+      "ie_tasks.template_options.instructions = {'NER': ''}"]

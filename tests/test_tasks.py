@@ -118,6 +118,19 @@ def test_missing_dataset_names_the_path_and_how_to_prepare(tmp_path,
   assert "To prepare it" in message and "IE_DATA_DIR" in message
 
 
+def test_instruction_override_from_gin_changes_the_task_examples(ie_data_dir):
+  name = "ie_ner_conll2003_instructuie"
+  default = tasks.task_examples(name, "validation")[:3]
+  gin.parse_config("ie_tasks.template_options.instructions = {'NER': ''}")
+  bare = tasks.task_examples(name, "validation")[:3]
+  for before, after in zip(default, bare):
+    assert after["inputs"].startswith("Option: ") and before["inputs"].endswith(after["inputs"])
+    assert after["targets"] == before["targets"] and after["gold"] == before["gold"]
+  gin.parse_config("ie_tasks.template_options.instructions = {'NERD': ''}")
+  with pytest.raises(ValueError, match="unknown task.*NERD"):
+    tasks.task_examples(name, "validation")
+
+
 def test_caps_and_rates_from_gin_change_the_mixture():
   mixture = seqio.get_mixture_or_task("ie_sample_default")
   ner = seqio.get_mixture_or_task("ie_ner_sample_instructuie")

@@ -249,6 +249,20 @@ def test_every_task_has_at_least_three_paraphrases():
     assert len(set(instructuie.INSTRUCTIONS[task])) >= 3, task
 
 
+def test_instruction_override_replaces_the_paraphrases_of_that_task_only(conll):
+  record = conll[0]
+  default = instructuie.make_examples(record, "NER")[0]["inputs"]
+  bare = instructuie.make_examples(record, "NER", instructions={"NER": ""})[0]["inputs"]
+  assert bare.startswith("Option: ") and default.endswith(bare)
+  assert len(bare) < len(default)
+  short = instructuie.make_examples(record, "NER", instructions={"NER": "Find entities."})
+  assert short[0]["inputs"] == "Find entities. \n" + bare
+  # Targets and gold do not depend on the instruction; other tasks keep theirs.
+  assert short[0]["targets"] == instructuie.make_examples(record, "NER")[0]["targets"]
+  assert instructuie.make_examples(record, "ES", instructions={"NER": ""}) == \
+      instructuie.make_examples(record, "ES")
+
+
 def test_unknown_task_is_an_error(conll):
   with pytest.raises(ValueError, match="unknown InstructUIE task"):
     instructuie.make_examples(conll[0], "NERD")

@@ -146,8 +146,16 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def choose_instruction(task: str, seed: int, dataset: str, example_id: str) -> str:
-  """The paraphrase for one example: fixed by (seed, task, dataset, id)."""
+def choose_instruction(task: str, seed: int, dataset: str, example_id: str,
+                       overrides: Mapping[str, str] | None = None) -> str:
+  """The paraphrase for one example: fixed by (seed, task, dataset, id).
+
+  `overrides` maps a task to the one instruction all its examples get instead
+  (an instruction ablation; "" keeps only the option, text and answer lines).
+  """
+  if overrides and task in overrides:
+    instruction = overrides[task]
+    return instruction if not instruction or instruction.endswith("\n") else instruction + " \n"
   options = INSTRUCTIONS[task]
   return options[selection.choose_index(len(options), seed, task, dataset,
                                         example_id)]
@@ -235,35 +243,35 @@ def _example(record: Record, task: str, example_id: str, inputs: str,
 
 # --- one builder per task -------------------------------------------------
 
-def _ner(record, seed, labels, roles):
+def _ner(record, instruction, labels, roles):
   options = _entity_labels(record, labels)
   entities = _sorted_entities(record)
   pairs = [(e.type, e.text) for e in entities]
-  inputs = _prompt(choose_instruction("NER", seed, record.dataset, record.id),
+  inputs = _prompt(instruction("NER", record.id),
                    ", ".join(options), record.text)
   targets = _join_or_none([f"{t}: {s}" for t, s in pairs], "; ")
   return [_example(record, "NER", record.id, inputs, targets, options,
                    _dedup(pairs))]
 
 
-def _es(record, seed, labels, roles):
+def _es(record, instruction, labels, roles):
   options = _entity_labels(record, labels)
   spans = [e.text for e in _sorted_entities(record)]
-  inputs = _prompt(choose_instruction("ES", seed, record.dataset, record.id),
+  inputs = _prompt(instruction("ES", record.id),
                    ", ".join(options), record.text)
   targets = _join_or_none(spans, ", ")
   return [_example(record, "ES", record.id, inputs, targets, options,
                    [(s,) for s in _dedup(spans)])]
 
 
-def _et(record, seed, labels, roles):
+def _et(record, instruction, labels, roles):
   entities = _sorted_entities(record)
   if not entities:
     return []  # nothing to type
   options = _entity_labels(record, labels)
   pairs = [(e.type, e.text) for e in entities]
   listed = ", ".join(_dedup([e.text for e in entities]))
-  inputs = _prompt(choose_instruction("ET", seed, record.dataset, record.id),
+  inputs = _prompt(instruction("ET", record.id),
                    ", ".join(options), record.text,
                    extra=f" Entities: {listed} \n")
   targets = _join_or_none([f"{t}: {s}" for t, s in pairs], "; ")
@@ -277,33 +285,33 @@ def _relation_triples(record: Record) -> list[tuple[str, str, str]]:
   return [(r.type, r.head.text, r.tail.text) for r in relations]
 
 
-def _re(record, seed, labels, roles):
+def _re(record, instruction, labels, roles):
   options = _relation_labels(record, labels)
   triples = _relation_triples(record)
-  inputs = _prompt(choose_instruction("RE", seed, record.dataset, record.id),
+  inputs = _prompt(instruction("RE", record.id),
                    ", ".join(options), record.text)
   targets = _join_or_none([f"{r}: {h}, {t}" for r, h, t in triples], "; ")
   return [_example(record, "RE", record.id, inputs, targets, options,
                    _dedup(triples))]
 
 
-def _ep(record, seed, labels, roles):
+def _ep(record, instruction, labels, roles):
   options = _relation_labels(record, labels)
   pairs = [(h, t) for _, h, t in _relation_triples(record)]
-  inputs = _prompt(choose_instruction("EP", seed, record.dataset, record.id),
+  inputs = _prompt(instruction("EP", record.id),
                    ", ".join(options), record.text)
   targets = _join_or_none([f"{h}, {t}" for h, t in pairs], "; ")
   return [_example(record, "EP", record.id, inputs, targets, options,
                    _dedup(pairs))]
 
 
-def _epr(record, seed, labels, roles):
+def _epr(record, instruction, labels, roles):
   triples = _relation_triples(record)
   if not triples:
     return []  # no pairs to classify
   options = _relation_labels(record, labels)
   listed = "; ".join(_dedup([f"{h}, {t}" for _, h, t in triples]))
-  inputs = _prompt(choose_instruction("EPR", seed, record.dataset, record.id),
+  inputs = _prompt(instruction("EPR", record.id),
                    ", ".join(options), record.text,
                    extra=f" Entity Pairs: {listed} \n")
   targets = _join_or_none([f"{r}: {h}, {t}" for r, h, t in triples], "; ")
@@ -323,7 +331,7 @@ def _format_event(item: tuple[str, str, list[list[str]]]) -> str:
   return f" ( {event_type}: {trigger}, {arg_text}) "
 
 
-def _ee(record, seed, labels, roles):
+def _ee(record, instruction, labels, roles):
   event_types = _event_labels(record, labels)
   role_list = _all_roles(roles)
   option = ", ".join(event_types)
@@ -334,24 +342,24 @@ def _ee(record, seed, labels, roles):
   for item in items:  # dedup events by their full content
     if item not in gold:
       gold.append(item)
-  inputs = _prompt(choose_instruction("EE", seed, record.dataset, record.id),
+  inputs = _prompt(instruction("EE", record.id),
                    option, record.text)
   targets = ",".join(_format_event(i) for i in items) if items else NONE_TARGET
   return [_example(record, "EE", record.id, inputs, targets, event_types,
                    gold)]
 
 
-def _eet(record, seed, labels, roles):
+def _eet(record, instruction, labels, roles):
   options = _event_labels(record, labels)
   pairs = [(ev.type, ev.trigger.text) for ev in _sorted_events(record)]
-  inputs = _prompt(choose_instruction("EET", seed, record.dataset, record.id),
+  inputs = _prompt(instruction("EET", record.id),
                    ", ".join(options), record.text)
   targets = _join_or_none([f"{t}: {s}" for t, s in pairs], "; ")
   return [_example(record, "EET", record.id, inputs, targets, options,
                    _dedup(pairs))]
 
 
-def _eea(record, seed, labels, roles):
+def _eea(record, instruction, labels, roles):
   examples = []
   for index, event in enumerate(_sorted_events(record)):
     example_id = f"{record.id}:event{index}"
@@ -360,8 +368,7 @@ def _eea(record, seed, labels, roles):
     option = ", ".join(role_options) if role_options is not None else None
     extra_header = (f"Event type: {event.type} \nTrigger: {event.trigger.text}"
                     " \n")
-    instruction = choose_instruction("EEA", seed, record.dataset, example_id)
-    inputs = _prompt(instruction + extra_header, option, record.text)
+    inputs = _prompt(instruction("EEA", example_id) + extra_header, option, record.text)
     targets = _join_or_none([f"{r}: {a}" for r, a in args], "; ")
     examples.append(_example(record, "EEA", example_id, inputs, targets,
                              role_options or [], args))
@@ -377,7 +384,8 @@ _BUILDERS: dict[str, Callable[..., list[dict[str, str]]]] = {
 
 def make_examples(record: Record, task: str, *, seed: int = 0,
                   labels: Sequence[str] | None = None,
-                  roles: Mapping[str, Sequence[str]] | Sequence[str] | None = None
+                  roles: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
+                  instructions: Mapping[str, str] | None = None
                   ) -> list[dict[str, str]]:
   """Examples of `task` for one record (usually one; EEA one per event).
 
@@ -388,6 +396,8 @@ def make_examples(record: Record, task: str, *, seed: int = 0,
     labels: the option labels (entity, relation or event types); defaults to
       the record's label universe, else the types present in it.
     roles: argument roles for EE/EEA, either one list or {event type: roles}.
+    instructions: {task: instruction} replacing the paraphrases of those tasks
+      (see `choose_instruction`).
   Returns: a list of example dicts (string fields, see the module doc); tasks
     that need something to classify (ET, EPR, EEA) give none when the record
     has nothing of that kind.
@@ -395,7 +405,9 @@ def make_examples(record: Record, task: str, *, seed: int = 0,
   if task not in _BUILDERS:
     raise ValueError(f"unknown InstructUIE task {task!r}; expected one of "
                      f"{TASKS}")
-  return _BUILDERS[task](record, seed, labels, roles)
+  def instruction(task_type: str, example_id: str) -> str:
+    return choose_instruction(task_type, seed, record.dataset, example_id, instructions)
+  return _BUILDERS[task](record, instruction, labels, roles)
 
 
 def gold_items(example: Mapping[str, Any]) -> list[tuple]:
