@@ -319,7 +319,9 @@ def to_markdown(result: Mapping[str, Any]) -> str:
         f"Model: {train.get('model', '')}; config `{TRAIN_GIN}`.",
         f"Steps: {train.get('steps')} of {train.get('train_steps')} "
         f"({train.get('epochs', float('nan')):.2f} epochs of the "
-        f"{train.get('packing', {}).get('train_examples', '?')} training examples, augmented copies included); wall {train.get('wall_s', float('nan')):,.0f} s "
+        f"{train.get('packing', {}).get('train_examples', '?')} training examples, augmented copies included; "
+        f"{train.get('packing', {}).get('examples_per_row', float('nan')):.2f} examples a row, packed "
+        f"{train.get('packing', {}).get('packer', 'seqio')}); wall {train.get('wall_s', float('nan')):,.0f} s "
         f"(budget {train.get('budget_s', float('nan')):,.0f} s"
         f"{', stopped by the budget' if train.get('stopped_by_budget') else ''}); "
         f"median {thr.get('median_step_time_s', float('nan')):.2f} s/step, "
@@ -443,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   if training["task_feature_lengths"] and training["batch_size"]:
     import ast
     packing = packing_stats(vocab, ast.literal_eval(training["task_feature_lengths"]),
-                            args.data_dir, data_bindings(cfg))
+                            args.data_dir, data_bindings(cfg),
+                            cfg.get("DatasetConfig.packing", "seqio"))
     training["packing"] = packing
     if steps:
       training["epochs"] = steps * training["batch_size"] * packing[
@@ -505,8 +508,11 @@ def operative_config(model_dir: str) -> dict[str, str]:
             for k, v in fields.items()}
   data = re.findall(r"^(?:[\w.]+\.)?((?:mention_replacement|template)_options)\.(\w+) = (.+)$",
                     text, re.M)
+  # Runs written before DatasetConfig.packing existed packed with seqio's packer.
+  packing = re.search(r"^train/utils\.DatasetConfig\.packing = '(\w+)'$", text, re.M)
   return {**macros, **{f"T5Config.{k}": v for k, v in fields.items()},
-          **{f"{fn}.{k}": v for fn, k, v in data}}
+          **{f"{fn}.{k}": v for fn, k, v in data},
+          "DatasetConfig.packing": packing.group(1) if packing else "seqio"}
 
 
 def count_parameters(cfg: Mapping[str, str]) -> int | None:
@@ -542,18 +548,20 @@ def data_bindings(cfg: Mapping[str, str]) -> list[str]:
 
 
 def packing_stats(vocab: str, lengths: Mapping[str, int], data_dir: str,
-                  bindings: Sequence[str] = ()) -> dict[str, float]:
+                  bindings: Sequence[str] = (), packing: str = "first_fit"
+                  ) -> dict[str, float]:
   """One epoch of the packed training data: examples per row and real-token share.
 
   Runs the same seqio pipeline as training (same vocabulary, all sentences,
-  the run's augmented copies and templates via `bindings`), so steps convert to epochs and
-  padded tokens/s to real tokens/s.
+  the run's augmented copies and templates via `bindings`, the run's packer
+  `packing`), so steps convert to epochs and padded tokens/s to real tokens/s.
   """
   os.environ.setdefault("IE_DATA_DIR", data_dir)
   import gin
   import numpy as np
   import seqio
   import ie_tasks  # registers the tasks
+  from models import utils
   del ie_tasks
   with gin.unlock_config():
     gin.parse_config([f"ie_tasks.get_vocabulary.path = '{vocab}'",
@@ -561,7 +569,7 @@ def packing_stats(vocab: str, lengths: Mapping[str, int], data_dir: str,
                       "ie_tasks.max_instances.per_dataset = {'conll2003': None}",
                       *bindings])
   ds = seqio.get_dataset(CONLL_TASK, task_feature_lengths=dict(lengths),
-                         feature_converter=seqio.EncDecFeatureConverter(pack=True),
+                         feature_converter=utils.feature_converter(True, packing),
                          dataset_split="train", shuffle=False, num_epochs=1)
   rows = examples = real = 0
   for row in ds.as_numpy_iterator():
@@ -570,7 +578,7 @@ def packing_stats(vocab: str, lengths: Mapping[str, int], data_dir: str,
     real += int((row["encoder_input_tokens"] != 0).sum() +
                 (row["decoder_target_tokens"] != 0).sum())
   per_row = lengths["inputs"] + lengths["targets"]
-  return {"train_examples": examples, "packed_rows": rows,
+  return {"packer": packing, "train_examples": examples, "packed_rows": rows,
           "examples_per_row": examples / rows, "real_token_fraction": real / (rows * per_row)}
 
 

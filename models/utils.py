@@ -10,6 +10,8 @@ import jax
 import seqio
 import tensorflow as tf
 
+from models import packing as packing_lib
+
 
 @dataclasses.dataclass
 class DatasetConfig:
@@ -24,6 +26,9 @@ class DatasetConfig:
     seed: dataset seed; fixed so that a resumed run sees the same order.
     use_cached: read seqio's cache (prepared with seqio_cache_tasks).
     pack: pack several examples per row (EncDecFeatureConverter(pack=True)).
+    packing: how rows are filled when packing: "first_fit" (models/packing.py:
+      each example into the first of several open rows with room) or "seqio"
+      (upstream's next-fit: a row closes at the first example that overflows).
     module: module to import so the task is registered (MIXTURE_OR_TASK_MODULE).
     num_epochs: None repeats forever (training).
   """
@@ -35,6 +40,7 @@ class DatasetConfig:
   seed: int | None = 0
   use_cached: bool = False
   pack: bool = False
+  packing: str = "first_fit"
   module: str | Sequence[str] | None = None
   num_epochs: int | None = None
 
@@ -45,6 +51,18 @@ def import_modules(modules: str | Sequence[str] | None) -> None:
     return
   for name in [modules] if isinstance(modules, str) else modules:
     importlib.import_module(name)
+
+
+PACKINGS = ("first_fit", "seqio")
+
+
+def feature_converter(pack: bool, packing: str = "first_fit") -> seqio.FeatureConverter:
+  """The encoder-decoder feature converter for a DatasetConfig's pack/packing."""
+  if packing not in PACKINGS:
+    raise ValueError(f"DatasetConfig.packing must be one of {PACKINGS}, got {packing!r}")
+  if pack and packing == "first_fit":
+    return packing_lib.FirstFitEncDecFeatureConverter(pack=True)
+  return seqio.EncDecFeatureConverter(pack=pack)
 
 
 def get_dataset(cfg: DatasetConfig, shard_info: seqio.ShardInfo,
@@ -59,7 +77,7 @@ def get_dataset(cfg: DatasetConfig, shard_info: seqio.ShardInfo,
   if cfg.shuffle and cfg.seed is None:
     raise ValueError("a shuffled dataset needs a fixed seed to resume "
                      "exactly (DatasetConfig.seed)")
-  converter = seqio.EncDecFeatureConverter(pack=cfg.pack)
+  converter = feature_converter(cfg.pack, cfg.packing)
   ds = seqio.get_dataset(
       cfg.mixture_or_task_name, task_feature_lengths=dict(cfg.task_feature_lengths),
       feature_converter=converter, dataset_split=cfg.split,

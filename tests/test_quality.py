@@ -143,3 +143,7 @@ def test_data_bindings_come_from_the_runs_config(tmp_path):
       "ie_tasks.mention_replacement_options.copies = 2",
       "ie_tasks.mention_replacement_options.novel_rate = 1.0",
       "ie_tasks.template_options.instructions = {'NER': ''}"]
+  # The packer the statistics replay: the run's, seqio's for runs from before the choice.
+  assert quality.operative_config(str(tmp_path))["DatasetConfig.packing"] == "seqio"
+  (tmp_path / "config.gin").write_text("train/utils.DatasetConfig.packing = 'first_fit'\n")
+  assert quality.operative_config(str(tmp_path))["DatasetConfig.packing"] == "first_fit"
