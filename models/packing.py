@@ -16,6 +16,7 @@ Deterministic for a given input order, so a resumed run replays the same rows
 """
 from __future__ import annotations
 
+import itertools
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -100,13 +101,8 @@ def first_fit_pack_dataset(ds: tf.data.Dataset, lengths: Mapping[str, int],
         yield {k: chunk[k][i] for k in lengths}
 
   def row_chunks():
-    chunk = []
-    for row in first_fit_rows(examples(), lengths, open_rows):
-      chunk.append(row)
-      if len(chunk) == _WRITE_CHUNK:
-        yield {k: np.stack([r[k] for r in chunk]) for k in chunk[0]}
-        chunk = []
-    if chunk:
+    rows = first_fit_rows(examples(), lengths, open_rows)
+    while chunk := list(itertools.islice(rows, _WRITE_CHUNK)):
       yield {k: np.stack([r[k] for r in chunk]) for k in chunk[0]}
 
   signature = {}

@@ -25,7 +25,7 @@ class DatasetConfig:
     shuffle: shuffle examples (training).
     seed: dataset seed; fixed so that a resumed run sees the same order.
     use_cached: read seqio's cache (prepared with seqio_cache_tasks).
-    pack: pack several examples per row (EncDecFeatureConverter(pack=True)).
+    pack: pack several examples per row (how: `packing`).
     packing: how rows are filled when packing: "first_fit" (models/packing.py:
       each example into the first of several open rows with room) or "seqio"
       (upstream's next-fit: a row closes at the first example that overflows).
